@@ -1,0 +1,257 @@
+//! The vocabulary every service shares: commands into the daemon, events out of it.
+//!
+//! Services are actors that own their state; they talk only through these types. Events go
+//! out on a bounded broadcast channel (observers that fall behind lose the oldest events and
+//! are told so); commands go in on a bounded mpsc channel.
+
+use std::fmt;
+use std::time::Duration;
+
+use codriver_hal::{Address, ProfileKind};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+/// Capacity of the event broadcast channel.
+pub const EVENT_CAPACITY: usize = 256;
+
+/// Capacity of the command channel.
+pub const COMMAND_CAPACITY: usize = 32;
+
+/// Something the daemon did or saw. `Display` gives one stable line per event, which logs,
+/// the simulator and tests use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DaemonEvent {
+    /// The adapter is powered and configured.
+    AdapterReady {
+        /// The adapter's address.
+        address: Address,
+    },
+    /// Start-up finished: agent and profiles registered, services running.
+    Ready,
+    /// The adapter became discoverable and pairable.
+    PairingWindowOpened {
+        /// How long the window stays open unless a phone pairs.
+        duration: Duration,
+    },
+    /// The pairing window closed.
+    PairingWindowClosed {
+        /// Why: `timeout`, `paired`, `request`, `shutdown`.
+        reason: &'static str,
+    },
+    /// A phone asks to pair; the driver must confirm (button or UI) under the policy.
+    PairingRequested {
+        /// The phone.
+        device: Address,
+        /// The passkey to compare, when the method has one.
+        passkey: Option<u32>,
+    },
+    /// The agent accepted a pairing request.
+    PairingAccepted {
+        /// The phone.
+        device: Address,
+        /// Which policy rule accepted it.
+        by: &'static str,
+    },
+    /// The agent rejected a pairing request.
+    PairingRejected {
+        /// The phone.
+        device: Address,
+        /// Why.
+        reason: String,
+    },
+    /// A phone is bonded and trusted.
+    PhonePaired {
+        /// The phone.
+        device: Address,
+        /// Its name, when known.
+        name: Option<String>,
+    },
+    /// A profile connection to a phone came up.
+    ProfileConnected {
+        /// The phone.
+        device: Address,
+        /// Which profile.
+        profile: ProfileKind,
+    },
+    /// A phone's link went down.
+    PhoneDisconnected {
+        /// The phone.
+        device: Address,
+    },
+    /// The Hands-Free service level connection is up: calls can flow.
+    HandsFreeReady {
+        /// The phone.
+        device: Address,
+    },
+    /// An HFP engine event, as its canonical line (`ring 5551234`, `call 1 active 5551234`).
+    Telephony {
+        /// The phone.
+        device: Address,
+        /// The engine's canonical event line.
+        line: String,
+    },
+    /// A chime or prompt finished playing.
+    SoundPlayed {
+        /// Its label, e.g. `chime-paired`.
+        label: String,
+    },
+    /// A button gesture resolved to an action in the current context.
+    Action {
+        /// The action's name.
+        action: String,
+    },
+    /// A gesture had no action in the current context (an error tone was played).
+    ActionRefused {
+        /// The gesture, e.g. `phone short`.
+        gesture: String,
+        /// The context it happened in.
+        context: String,
+    },
+    /// A new configuration is in effect (SIGHUP).
+    ConfigReloaded,
+    /// A new configuration was rejected; the old one stays.
+    ConfigRejected {
+        /// The error, with file:line:column.
+        reason: String,
+    },
+    /// Graceful shutdown began.
+    ShuttingDown,
+}
+
+impl fmt::Display for DaemonEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DaemonEvent::AdapterReady { address } => write!(f, "adapter-ready {address}"),
+            DaemonEvent::Ready => f.write_str("ready"),
+            DaemonEvent::PairingWindowOpened { duration } => {
+                write!(f, "pairing-window-opened {}s", duration.as_secs())
+            }
+            DaemonEvent::PairingWindowClosed { reason } => {
+                write!(f, "pairing-window-closed {reason}")
+            }
+            DaemonEvent::PairingRequested {
+                device,
+                passkey: Some(p),
+            } => {
+                write!(f, "pairing-requested {device} {p:06}")
+            }
+            DaemonEvent::PairingRequested {
+                device,
+                passkey: None,
+            } => {
+                write!(f, "pairing-requested {device} -")
+            }
+            DaemonEvent::PairingAccepted { device, by } => {
+                write!(f, "pairing-accepted {device} by {by}")
+            }
+            DaemonEvent::PairingRejected { device, reason } => {
+                write!(f, "pairing-rejected {device} {reason}")
+            }
+            DaemonEvent::PhonePaired { device, name } => {
+                write!(
+                    f,
+                    "phone-paired {device} {}",
+                    name.as_deref().unwrap_or("-")
+                )
+            }
+            DaemonEvent::ProfileConnected { device, profile } => {
+                write!(f, "profile-connected {device} {profile}")
+            }
+            DaemonEvent::PhoneDisconnected { device } => write!(f, "phone-disconnected {device}"),
+            DaemonEvent::HandsFreeReady { device } => write!(f, "hands-free-ready {device}"),
+            DaemonEvent::Telephony { device, line } => write!(f, "telephony {device} {line}"),
+            DaemonEvent::SoundPlayed { label } => write!(f, "sound-played {label}"),
+            DaemonEvent::Action { action } => write!(f, "action {action}"),
+            DaemonEvent::ActionRefused { gesture, context } => {
+                write!(f, "action-refused {gesture} in {context}")
+            }
+            DaemonEvent::ConfigReloaded => f.write_str("config-reloaded"),
+            DaemonEvent::ConfigRejected { reason } => write!(f, "config-rejected {reason}"),
+            DaemonEvent::ShuttingDown => f.write_str("shutting-down"),
+        }
+    }
+}
+
+/// A request to the daemon from a button, the D-Bus API, or a scenario.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Command {
+    /// Open the pairing window for the configured length.
+    OpenPairingWindow,
+    /// Close the pairing window now.
+    ClosePairingWindow,
+    /// Answer the pending pairing request: `true` accepts, `false` rejects.
+    ConfirmPairing(bool),
+    /// Stop trying to reconnect phones until one connects by itself or the daemon restarts.
+    StopReconnecting,
+    /// A telephony action on the active phone.
+    Call(CallAction),
+    /// Replace the running configuration; the reply says whether it was applied.
+    Reload(
+        Box<codriver_config::Config>,
+        oneshot::Sender<Result<(), String>>,
+    ),
+}
+
+/// What the driver can do to a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CallAction {
+    /// Answer the ringing call.
+    Answer,
+    /// Reject a ringing call or hang up the active one.
+    Hangup,
+    /// Dial a number.
+    Dial(String),
+    /// Swap between the active and the held call (AT+CHLD=2).
+    Swap,
+    /// Start or stop the phone's voice assistant.
+    VoiceAssistant(bool),
+    /// Set the speaker volume on the HFP 0–15 scale.
+    SpeakerVolume(u8),
+}
+
+/// A cheap, cloneable handle to a running daemon: send commands, watch events.
+#[derive(Debug, Clone)]
+pub struct DaemonHandle {
+    pub(crate) commands: mpsc::Sender<Command>,
+    pub(crate) events: broadcast::Sender<DaemonEvent>,
+}
+
+impl DaemonHandle {
+    /// Sends a command; fails only when the daemon has stopped.
+    pub async fn send(&self, command: Command) -> Result<(), crate::DaemonError> {
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| crate::DaemonError::Stopped)
+    }
+
+    /// Subscribes to events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<DaemonEvent> {
+        self.events.subscribe()
+    }
+
+    /// Reports that a new configuration was rejected (it did not parse); the daemon keeps
+    /// running on the old one.
+    pub fn config_rejected(&self, reason: String) {
+        tracing::error!("configuration rejected, keeping the running one: {reason}");
+        let _ = self.events.send(DaemonEvent::ConfigRejected { reason });
+    }
+
+    /// Applies a new configuration; `Err` carries why it was refused.
+    pub async fn reload(&self, config: codriver_config::Config) -> Result<(), String> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Reload(Box::new(config), tx))
+            .await
+            .map_err(|e| e.to_string())?;
+        rx.await.map_err(|_| "the daemon stopped".to_owned())?
+    }
+}
+
+/// Publishes an event to every observer and to the log.
+pub(crate) fn publish(events: &broadcast::Sender<DaemonEvent>, event: DaemonEvent) {
+    tracing::info!(target: "codriver::event", "{event}");
+    // No subscriber is not an error: the daemon runs fine unobserved.
+    let _ = events.send(event);
+}

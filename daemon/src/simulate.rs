@@ -1,0 +1,384 @@
+//! `codriverd --simulate`: the real daemon against the mock Bluetooth HAL and a simulated phone.
+//!
+//! The phone (from `codriver-phone-sim`) appears, pairs under the configured policy and
+//! connects Hands-Free; a simulated driver presses the steering-wheel button when the daemon
+//! asks for it (or approves over the API, under the `dbus` policy). Sound goes to the
+//! configured output: the sound card when there is one, otherwise WAV files in a directory the
+//! log names. A [`Scenario`] runs a fixed script and ends with success or the step that failed.
+
+use std::fmt;
+use std::future::Future;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use codriver_config::{Config, PairingPolicy, SimulationProfile};
+use codriver_hal::mock::{MockBluetooth, MockButtonHandle, MockButtons};
+use codriver_hal::{AudioOutput, Hal};
+use codriver_phone_sim::ag::{AgEvent, Profile};
+use codriver_phone_sim::{AgCommand, AgLink, PhoneSpec, SimulatedPhone};
+use tokio::sync::{broadcast, oneshot};
+use tokio::time::Instant;
+
+use crate::events::{Command, DaemonEvent, DaemonHandle};
+use crate::{Daemon, DaemonError};
+
+/// The button the simulated driver presses. The default bindings use it.
+pub const SIM_BUTTON: &str = "phone";
+
+/// How long the driver holds the button for a short press.
+const SHORT_PRESS: Duration = Duration::from_millis(120);
+
+/// How long any one step may take before the scenario fails.
+const STEP_LIMIT: Duration = Duration::from_secs(60);
+
+/// A scripted simulation that ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    /// The phone appears, pairs under the configured policy, connects Hands-Free.
+    Pairing,
+    /// Pairing, then a call rings, the driver answers with the button, talks, and hangs up
+    /// with the button.
+    IncomingCall,
+}
+
+impl Scenario {
+    /// Every scenario, for `--help` and errors.
+    pub const ALL: [Scenario; 2] = [Scenario::Pairing, Scenario::IncomingCall];
+
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Pairing => "pairing",
+            Scenario::IncomingCall => "incoming-call",
+        }
+    }
+}
+
+impl fmt::Display for Scenario {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Scenario {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Scenario::ALL
+            .into_iter()
+            .find(|sc| sc.name() == s)
+            .ok_or_else(|| {
+                let valid: Vec<_> = Scenario::ALL.iter().map(|s| s.name()).collect();
+                format!(
+                    "unknown scenario {s:?}; valid scenarios: {}",
+                    valid.join(", ")
+                )
+            })
+    }
+}
+
+/// Why a simulation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SimulationError {
+    /// A step did not happen in time.
+    #[error("scenario {scenario}: step \"{step}\" did not complete within {limit:?}")]
+    StepTimedOut {
+        /// The scenario.
+        scenario: &'static str,
+        /// The step waited for.
+        step: String,
+        /// How long it waited.
+        limit: Duration,
+    },
+    /// The phone side failed.
+    #[error("scenario {scenario}: the simulated phone failed at \"{step}\": {reason}")]
+    Phone {
+        /// The scenario.
+        scenario: &'static str,
+        /// The step.
+        step: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The daemon stopped with an error.
+    #[error("the daemon failed: {0}")]
+    Daemon(#[from] DaemonError),
+    /// The daemon stopped before the scenario finished.
+    #[error("the daemon stopped before the scenario finished")]
+    DaemonStopped,
+}
+
+/// What a finished simulation saw, for tests and the log.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// Every daemon event, in order, as its display line.
+    pub events: Vec<String>,
+}
+
+/// A simulation ready to run: the daemon wired to the mock radio and a simulated phone.
+pub struct Simulation {
+    daemon: Daemon,
+    phone: SimulatedPhone,
+    driver: MockButtonHandle,
+    policy: PairingPolicy,
+}
+
+impl fmt::Debug for Simulation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Simulation")
+            .field("phone", self.phone.spec())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Simulation {
+    /// Builds the daemon against the mock Bluetooth host, `output` for sound, and a phone
+    /// as `[simulation]` describes it.
+    pub fn new(config: Config, output: Arc<dyn AudioOutput>) -> Self {
+        let host = MockBluetooth::new();
+        let radio = host.radio();
+        let (buttons, driver) = MockButtons::new();
+        let spec = PhoneSpec {
+            address: config.simulation.phone_address,
+            name: config.simulation.phone_name.clone(),
+            profile: match config.simulation.profile {
+                SimulationProfile::IphoneLike => Profile::IphoneLike,
+                SimulationProfile::AndroidLike => Profile::AndroidLike,
+                SimulationProfile::Minimal => Profile::Minimal,
+            },
+            passkey: 482_913,
+        };
+        tracing::info!(
+            output = %output.describe(),
+            phone = %spec.name,
+            profile = spec.profile.name(),
+            "simulation"
+        );
+        let policy = config.pairing.policy;
+        let hal = Hal {
+            bluetooth: Arc::new(host),
+            audio_out: output,
+            audio_in: Arc::new(codriver_hal::audio::NullInput),
+            buttons: vec![Box::new(buttons)],
+            amplifier: None,
+        };
+        Simulation {
+            daemon: Daemon::new(config, hal),
+            phone: SimulatedPhone::new(radio, spec),
+            driver,
+            policy,
+        }
+    }
+
+    /// A handle to the simulated daemon (reload, commands, events).
+    pub fn handle(&self) -> DaemonHandle {
+        self.daemon.handle()
+    }
+
+    /// Runs the simulation: with a scenario until it ends, without one until `shutdown`.
+    pub async fn run(
+        self,
+        scenario: Option<Scenario>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<Report, SimulationError> {
+        let Simulation {
+            daemon,
+            phone,
+            driver,
+            policy,
+        } = self;
+        let handle = daemon.handle();
+        let mut recorder = handle.subscribe();
+        let mut events = handle.subscribe();
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+        let daemon_task = tokio::spawn(daemon.run(async move {
+            tokio::select! {
+                () = shutdown => { let _ = shutdown_tx.send(()); }
+                _ = stop_rx => {}
+            }
+        }));
+
+        let mut driver = Driver {
+            handle,
+            events: &mut events,
+            buttons: driver,
+            policy,
+            scenario,
+        };
+        let outcome = match scenario {
+            Some(s) => driver.run(s, phone).await.map(drop),
+            None => match driver.run(Scenario::Pairing, phone).await {
+                Ok(link) => {
+                    tracing::info!("simulation running: the phone stays connected until Ctrl-C");
+                    let _ = shutdown_rx.await;
+                    drop(link);
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            },
+        };
+        let _ = stop_tx.send(());
+        let result = daemon_task
+            .await
+            .map_err(|_| SimulationError::DaemonStopped)?;
+        result?;
+        outcome?;
+        let mut report = Report::default();
+        while let Ok(e) = recorder.try_recv() {
+            report.events.push(e.to_string());
+        }
+        Ok(report)
+    }
+}
+
+/// The simulated driver and phone, stepping through a scenario.
+struct Driver<'a> {
+    handle: DaemonHandle,
+    events: &'a mut broadcast::Receiver<DaemonEvent>,
+    buttons: MockButtonHandle,
+    policy: PairingPolicy,
+    scenario: Option<Scenario>,
+}
+
+impl Driver<'_> {
+    async fn run(
+        &mut self,
+        scenario: Scenario,
+        mut phone: SimulatedPhone,
+    ) -> Result<AgLink, SimulationError> {
+        let name = scenario.name();
+        self.wait("daemon ready", |e| matches!(e, DaemonEvent::Ready))
+            .await?;
+        phone.appear().await;
+
+        // The phone pairs; the driver confirms when the car asks, as the policy wants.
+        let pairing = async {
+            phone.pair().await.map_err(|e| SimulationError::Phone {
+                scenario: name,
+                step: "pair".into(),
+                reason: e.to_string(),
+            })
+        };
+        let confirming = async {
+            if self.policy == PairingPolicy::Allowlist {
+                return Ok(());
+            }
+            self.wait("pairing request", |e| {
+                matches!(e, DaemonEvent::PairingRequested { .. })
+            })
+            .await?;
+            if self.policy == PairingPolicy::Dbus {
+                tracing::info!("driver: approving the pairing in the UI");
+                self.handle.send(Command::ConfirmPairing(true)).await?;
+            } else {
+                tracing::info!("driver: pressing the button to confirm pairing");
+                self.buttons.press(SIM_BUTTON, SHORT_PRESS).await;
+            }
+            Ok::<(), SimulationError>(())
+        };
+        let (paired, confirmed) = tokio::join!(pairing, confirming);
+        confirmed?;
+        paired?;
+        self.wait("phone paired", |e| {
+            matches!(e, DaemonEvent::PhonePaired { .. })
+        })
+        .await?;
+
+        let mut link = phone
+            .connect_hands_free()
+            .await
+            .map_err(|e| SimulationError::Phone {
+                scenario: name,
+                step: "connect Hands-Free".into(),
+                reason: e.to_string(),
+            })?;
+        self.wait("Hands-Free service level connection", |e| {
+            matches!(e, DaemonEvent::HandsFreeReady { .. })
+        })
+        .await?;
+        let _ = link
+            .wait_for("SLC on the phone", STEP_LIMIT, |e| {
+                *e == AgEvent::SlcEstablished
+            })
+            .await;
+
+        if scenario == Scenario::IncomingCall {
+            self.incoming_call(&mut link).await?;
+        }
+        tracing::info!(scenario = name, "scenario steps complete");
+        Ok(link)
+    }
+
+    async fn incoming_call(&mut self, link: &mut AgLink) -> Result<(), SimulationError> {
+        let name = Scenario::IncomingCall.name();
+        let phone_err = |step: &str, e: codriver_phone_sim::AgLinkError| SimulationError::Phone {
+            scenario: name,
+            step: step.to_owned(),
+            reason: e.to_string(),
+        };
+        link.command(AgCommand::IncomingCall {
+            number: "+15550100".into(),
+            name: Some("Alice".into()),
+        })
+        .await
+        .map_err(|e| phone_err("incoming call", e))?;
+        self.wait(
+            "ringing",
+            |e| matches!(e, DaemonEvent::Telephony { line, .. } if line.starts_with("ring")),
+        )
+        .await?;
+        tracing::info!("driver: pressing the button to answer");
+        self.buttons.press(SIM_BUTTON, SHORT_PRESS).await;
+        link.wait_for("ATA from the car", STEP_LIMIT, |e| {
+            *e == AgEvent::CallAnswered
+        })
+        .await
+        .map_err(|e| phone_err("answer", e))?;
+        self.wait("call active", |e| {
+            matches!(e, DaemonEvent::Telephony { line, .. } if line.starts_with("call ") && line.contains(" active "))
+        })
+        .await?;
+        // Talk for a while.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        tracing::info!("driver: pressing the button to hang up");
+        self.buttons.press(SIM_BUTTON, SHORT_PRESS).await;
+        link.wait_for("AT+CHUP from the car", STEP_LIMIT, |e| {
+            *e == AgEvent::CallHungUp
+        })
+        .await
+        .map_err(|e| phone_err("hang up", e))?;
+        self.wait("call ended", |e| {
+            matches!(e, DaemonEvent::Telephony { line, .. } if line.starts_with("call ") && line.contains(" ended "))
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn wait(
+        &mut self,
+        step: &str,
+        want: impl Fn(&DaemonEvent) -> bool,
+    ) -> Result<DaemonEvent, SimulationError> {
+        let deadline = Instant::now() + STEP_LIMIT;
+        let scenario = self.scenario.map_or("simulate", Scenario::name);
+        loop {
+            match tokio::time::timeout_at(deadline, self.events.recv()).await {
+                Ok(Ok(e)) if want(&e) => return Ok(e),
+                Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
+                Ok(Err(broadcast::error::RecvError::Closed)) => {
+                    return Err(SimulationError::DaemonStopped);
+                }
+                Err(_) => {
+                    return Err(SimulationError::StepTimedOut {
+                        scenario,
+                        step: step.to_owned(),
+                        limit: STEP_LIMIT,
+                    });
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! A simulated phone for codriver.
+//!
+//! It pairs and connects through the mock Bluetooth HAL ([`codriver_hal::mock::MockRadio`])
+//! exactly as a real phone would through BlueZ, and plays the phone's side of the Hands-Free
+//! Profile ([`ag::AudioGateway`], a sans-IO Audio Gateway with iPhone-like, Android-like and
+//! quirky behaviour profiles). Daemon tests and `codriverd --simulate` drive it.
+
+pub mod ag;
+pub mod phone;
+
+pub use phone::{AgCommand, AgLink, AgLinkError, PhoneSpec, SimulatedPhone};
