@@ -172,25 +172,34 @@ impl fmt::Display for DaemonEvent {
     }
 }
 
-/// A request to the daemon from a button, the D-Bus API, or a scenario.
+/// A request to the daemon from the D-Bus API, a scenario or `main` (SIGHUP). Each carries
+/// a [`Reply`] that says whether it took effect.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Command {
     /// Open the pairing window for the configured length.
-    OpenPairingWindow,
+    OpenPairingWindow(Reply),
     /// Close the pairing window now.
-    ClosePairingWindow,
-    /// Answer the pending pairing request: `true` accepts, `false` rejects.
-    ConfirmPairing(bool),
+    ClosePairingWindow(Reply),
+    /// Answer the pending pairing request from a UI: `true` accepts, `false` rejects.
+    ConfirmPairing(bool, Reply),
     /// Stop trying to reconnect phones until one connects by itself or the daemon restarts.
-    StopReconnecting,
+    StopReconnecting(Reply),
     /// A telephony action on the active phone.
-    Call(CallAction),
-    /// Replace the running configuration; the reply says whether it was applied.
-    Reload(
-        Box<codriver_config::Config>,
-        oneshot::Sender<Result<(), String>>,
-    ),
+    Call(CallAction, Reply),
+    /// Replace the running configuration.
+    Reload(Box<codriver_config::Config>, Reply),
+}
+
+/// Where a command's outcome goes: `Ok`, or why it could not apply.
+#[derive(Debug)]
+pub struct Reply(oneshot::Sender<Result<(), String>>);
+
+impl Reply {
+    /// Reports the outcome; a requester that gave up is not an error.
+    pub fn send(self, outcome: Result<(), String>) {
+        let _ = self.0.send(outcome);
+    }
 }
 
 /// What the driver can do to a call.
@@ -219,12 +228,14 @@ pub struct DaemonHandle {
 }
 
 impl DaemonHandle {
-    /// Sends a command; fails only when the daemon has stopped.
-    pub async fn send(&self, command: Command) -> Result<(), crate::DaemonError> {
+    /// Sends the command `make` builds and waits for its outcome.
+    pub async fn request(&self, make: impl FnOnce(Reply) -> Command) -> Result<(), String> {
+        let (tx, rx) = oneshot::channel();
         self.commands
-            .send(command)
+            .send(make(Reply(tx)))
             .await
-            .map_err(|_| crate::DaemonError::Stopped)
+            .map_err(|_| "the daemon has stopped".to_owned())?;
+        rx.await.map_err(|_| "the daemon has stopped".to_owned())?
     }
 
     /// Subscribes to events from now on.
@@ -241,11 +252,8 @@ impl DaemonHandle {
 
     /// Applies a new configuration; `Err` carries why it was refused.
     pub async fn reload(&self, config: codriver_config::Config) -> Result<(), String> {
-        let (tx, rx) = oneshot::channel();
-        self.send(Command::Reload(Box::new(config), tx))
+        self.request(|reply| Command::Reload(Box::new(config), reply))
             .await
-            .map_err(|e| e.to_string())?;
-        rx.await.map_err(|_| "the daemon stopped".to_owned())?
     }
 }
 

@@ -14,6 +14,7 @@
 
 pub mod audio;
 pub mod controls;
+pub mod dbus;
 pub mod events;
 #[cfg(feature = "linux")]
 pub mod hardware;
@@ -115,7 +116,7 @@ impl Daemon {
             config,
             hal,
             events,
-            commands_tx: _keep_open,
+            commands_tx,
             mut commands,
             notifier,
         } = self;
@@ -144,6 +145,28 @@ impl Daemon {
                 version: Some(HFP_VERSION),
             })
             .await?;
+        // The API is optional for the car's own job: a bus problem is logged, not fatal.
+        let _api = if config.dbus.enabled {
+            match dbus::serve(
+                &config.dbus,
+                DaemonHandle {
+                    commands: commands_tx.clone(),
+                    events: events.clone(),
+                },
+            )
+            .await
+            {
+                Ok(api) => Some(api),
+                Err(e) => {
+                    tracing::error!(error = %e, bus = %config.dbus.bus, "D-Bus API unavailable; buttons still work");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+
+        audio.chime(Chime::Startup);
         let mut link = Link::new(host.clone(), audio.clone(), events.clone(), config.clone());
         link.start().await?;
 
@@ -183,7 +206,6 @@ impl Daemon {
 
         notifier.ready();
         publish(&events, DaemonEvent::Ready);
-        audio.chime(Chime::Startup);
         let watchdog = notifier.spawn_watchdog();
 
         tokio::pin!(shutdown);
@@ -249,28 +271,24 @@ struct Phone {
 impl State {
     async fn on_command(&mut self, command: Command) {
         match command {
-            Command::OpenPairingWindow => {
-                if let Err(e) = self.link.open_window().await {
-                    tracing::warn!(error = %e, "could not open the pairing window");
-                    self.audio.chime(Chime::Error);
-                }
+            Command::OpenPairingWindow(reply) => {
+                reply.send(self.link.open_window().await.map_err(|e| e.to_string()));
             }
-            Command::ClosePairingWindow => self.link.close_window("request").await,
-            Command::StopReconnecting => self.link.stop_reconnecting(),
-            Command::ConfirmPairing(accept) => {
-                if !self.link.confirm(accept, ConfirmSource::Dbus) {
-                    self.audio.chime(Chime::Error);
-                }
+            Command::ClosePairingWindow(reply) => {
+                self.link.close_window("request").await;
+                reply.send(Ok(()));
             }
-            Command::Call(action) => {
-                if let Err(e) = self.call_action(action) {
-                    tracing::warn!(error = %e, "call action refused");
-                    self.audio.chime(Chime::Error);
-                }
+            Command::ConfirmPairing(accept, reply) => {
+                reply.send(self.link.confirm(accept, ConfirmSource::Dbus));
             }
+            Command::StopReconnecting(reply) => {
+                self.link.stop_reconnecting();
+                reply.send(Ok(()));
+            }
+            Command::Call(action, reply) => reply.send(self.call_action(action)),
             Command::Reload(config, reply) => {
                 self.apply_config(Arc::new(*config));
-                let _ = reply.send(Ok(()));
+                reply.send(Ok(()));
             }
         }
     }
@@ -375,11 +393,7 @@ impl State {
         let outcome = match action {
             Action::ConfirmPairing | Action::RejectPairing => {
                 let accept = action == Action::ConfirmPairing;
-                if self.link.confirm(accept, ConfirmSource::Button) {
-                    Ok(())
-                } else {
-                    Err("no pairing request is waiting".to_owned())
-                }
+                self.link.confirm(accept, ConfirmSource::Button)
             }
             Action::OpenPairingWindow => self.link.open_window().await.map_err(|e| e.to_string()),
             Action::Answer => self.call_action(CallAction::Answer),

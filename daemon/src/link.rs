@@ -332,14 +332,17 @@ impl Link {
     }
 
     /// The driver answered the pending pairing request.
-    pub(crate) fn confirm(&mut self, accept: bool, source: ConfirmSource) -> bool {
-        if !pairing::confirmation_allowed(self.config.pairing.policy, source) {
-            tracing::warn!(?source, policy = %self.config.pairing.policy, "confirmation from a source the policy does not allow");
-            return false;
+    pub(crate) fn confirm(&mut self, accept: bool, source: ConfirmSource) -> Result<(), String> {
+        let policy = self.config.pairing.policy;
+        if !pairing::confirmation_allowed(policy, source) {
+            return Err(format!(
+                "the pairing policy {policy} does not take confirmations from {source:?}"
+            ));
         }
-        let Some(p) = self.pending.take() else {
-            return false;
-        };
+        let p = self
+            .pending
+            .take()
+            .ok_or_else(|| "no pairing request is waiting".to_owned())?;
         if accept {
             self.approved.insert(p.device);
             let by = match source {
@@ -357,7 +360,7 @@ impl Link {
         } else {
             self.reject(p.device, p.reply, "rejected by the driver");
         }
-        true
+        Ok(())
     }
 
     fn reject<T>(&mut self, device: Address, reply: AgentReply<T>, reason: &str) {

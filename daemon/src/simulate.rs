@@ -272,7 +272,14 @@ impl Driver<'_> {
             .await?;
             if self.policy == PairingPolicy::Dbus {
                 tracing::info!("driver: approving the pairing in the UI");
-                self.handle.send(Command::ConfirmPairing(true)).await?;
+                self.handle
+                    .request(|reply| Command::ConfirmPairing(true, reply))
+                    .await
+                    .map_err(|reason| SimulationError::Phone {
+                        scenario: name,
+                        step: "approve pairing over the API".into(),
+                        reason,
+                    })?;
             } else {
                 tracing::info!("driver: pressing the button to confirm pairing");
                 self.buttons.press(SIM_BUTTON, SHORT_PRESS).await;
