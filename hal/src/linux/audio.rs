@@ -612,7 +612,7 @@ fn choose_input_config(
                 && rate <= r.max_sample_rate()
         })
     })
-    .map(|r| r.clone().with_sample_rate(rate))
+    .map(|r| r.with_sample_rate(rate))
 }
 
 /// Captured samples waiting for the reader; the oldest are dropped when it falls behind.
@@ -797,13 +797,15 @@ mod tests {
         sink.set_gain(0.5);
         // The queue is full: the next write waits until the audio thread takes samples.
         let mut source = QueueSource::new(queue.clone(), format);
-        let write = async { sink.write(&[16_384; 10]).await };
-        tokio::pin!(write);
-        assert!((&mut write).now_or_never().is_none());
-        for _ in 0..PULL_CHUNK {
-            assert_eq!(source.next(), Some(0.5));
+        {
+            let write = sink.write(&[16_384; 10]);
+            tokio::pin!(write);
+            assert!((&mut write).now_or_never().is_none());
+            for _ in 0..PULL_CHUNK {
+                assert_eq!(source.next(), Some(0.5));
+            }
+            write.await.unwrap();
         }
-        write.await.unwrap();
 
         // `finish` marks the stream finished on its first poll, then waits for play-out.
         let finish = sink.finish();
@@ -923,9 +925,15 @@ mod tests {
         assert!(choose_input_config(&only_44k, PcmFormat::WIDEBAND).is_none());
     }
 
-    /// Opens ALSA's `null` device through the real backend when `ALSA_CONFIG_PATH` points at a
-    /// configuration that makes it the default (see the module docs); skipped otherwise.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    /// Opens ALSA's `null` device through the real backend. Opt-in, because ALSA reads its
+    /// configuration once per process and the machine may have a real card:
+    ///
+    /// ```text
+    /// printf 'pcm.!default {\n    type null\n}\n' > /tmp/alsa-null.conf
+    /// ALSA_CONFIG_PATH=/tmp/alsa-null.conf CODRIVER_TEST_ALSA_NULL=1 \
+    ///     cargo test -p codriver-hal --all-features alsa_null
+    /// ```
+    #[tokio::test]
     async fn alsa_null_device_plays_and_records_when_configured() {
         if std::env::var_os("CODRIVER_TEST_ALSA_NULL").is_none() {
             return;

@@ -701,7 +701,8 @@ async fn serve_profile(
 fn is_already_registered(e: &bluer::Error) -> bool {
     match e.kind {
         ErrorKind::AlreadyExists => true,
-        // BlueZ ≥ 5.50: org.bluez.Error.NotPermitted "UUID already registered".
+        // BlueZ ≥ 5.60: org.bluez.Error.NotPermitted "UUID already registered" (older versions
+        // accept a second registration silently).
         ErrorKind::NotPermitted => e
             .message
             .to_ascii_lowercase()

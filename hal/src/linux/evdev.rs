@@ -209,8 +209,7 @@ mod tests {
     #[tokio::test]
     async fn missing_device_is_a_device_error() {
         let err = EvdevKeys::open("/nonexistent/event0", &config(&[("KEY_PHONE", "phone")]))
-            .err()
-            .expect("no such device");
+            .expect_err("no such device");
         assert!(matches!(err, ControlError::Device { .. }), "{err}");
         assert!(err.to_string().contains("/nonexistent/event0"), "{err}");
     }

@@ -16,7 +16,7 @@ use linux_embedded_hal::gpio_cdev::{
 };
 use linux_embedded_hal::{CdevPin, CdevPinError};
 
-use crate::controls::{ControlError, GpioAmplifier, GpioButton};
+use crate::controls::{ControlError, EdgeWait, GpioAmplifier, GpioButton};
 
 /// The consumer label the kernel shows for our lines (`gpioinfo`).
 pub const CONSUMER: &str = "codriverd";
@@ -163,6 +163,15 @@ impl Wait for CdevInputPin {
     }
 }
 
+impl EdgeWait for CdevInputPin {
+    fn wait_edge(
+        &mut self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Self::Error>> + Send + '_>>
+    {
+        Box::pin(Wait::wait_for_any_edge(self))
+    }
+}
+
 /// Requests `spec` as an output, initially `active` or not.
 fn output_pin(spec: &PinSpec, active: bool) -> Result<CdevPin, ControlError> {
     let error = |e: linux_embedded_hal::gpio_cdev::Error| ControlError::Device {
@@ -212,9 +221,9 @@ mod tests {
             line: 17,
             active_low: false,
         };
-        let err = gpio_amplifier(Some(spec), None)
-            .err()
-            .expect("no such chip");
+        let Err(err) = gpio_amplifier(Some(spec), None) else {
+            panic!("no such chip")
+        };
         assert!(
             err.to_string().contains("/nonexistent/gpiochip9 line 17"),
             "{err}"
@@ -223,26 +232,13 @@ mod tests {
 
     #[test]
     fn buttons_need_a_runtime() {
-        let err = gpio_button("/dev/gpiochip0", 4, "phone", true)
-            .err()
-            .expect("no runtime");
+        let err = gpio_button("/dev/gpiochip0", 4, "phone", true).expect_err("no runtime");
         assert!(err.to_string().contains("tokio runtime"), "{err}");
     }
 
     #[tokio::test]
     async fn missing_chip_for_button_is_a_device_error() {
-        let err = gpio_button("/nonexistent/gpiochip0", 4, "phone", true)
-            .err()
-            .expect("no chip");
+        let err = gpio_button("/nonexistent/gpiochip0", 4, "phone", true).expect_err("no chip");
         assert!(matches!(err, ControlError::Device { .. }), "{err}");
-    }
-}
-
-impl crate::controls::EdgeWait for CdevInputPin {
-    fn wait_edge(
-        &mut self,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Self::Error>> + Send + '_>>
-    {
-        Box::pin(Wait::wait_for_any_edge(self))
     }
 }

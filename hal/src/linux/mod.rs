@@ -2,7 +2,8 @@
 //!
 //! What each backend needs from the system:
 //!
-//! * [`bluetooth`] — bluetoothd (BlueZ 5.50 or later) on the system bus, and a D-Bus policy
+//! * [`bluetooth`] — bluetoothd on the system bus (BlueZ 5.60 or later to be told when
+//!   another program holds a profile's UUID; Debian 12 ships 5.66), and a D-Bus policy
 //!   letting the daemon's user talk to `org.bluez` (the `bluetooth` group in Debian's policy).
 //!   The class of device comes from `Class =` in `/etc/bluetooth/main.conf`; no other program
 //!   may hold the Hands-Free (HF) role (PipeWire/WirePlumber, BlueALSA, oFono).
