@@ -67,10 +67,10 @@ async fn wait_for(
 ) {
     tokio::time::timeout(Duration::from_secs(20), async {
         loop {
-            if let Ok(e) = events.recv().await {
-                if want(&e) {
-                    return;
-                }
+            if let Ok(e) = events.recv().await
+                && want(&e)
+            {
+                return;
             }
         }
     })

@@ -228,10 +228,10 @@ impl AudioRouter {
     }
 
     fn amplifier(&self, state: AmpState) {
-        if let Some(amp) = lock(&self.inner.amplifier).as_mut() {
-            if let Err(e) = amp.set(state) {
-                tracing::warn!(error = %e, ?state, "amplifier pin failed");
-            }
+        if let Some(amp) = lock(&self.inner.amplifier).as_mut()
+            && let Err(e) = amp.set(state)
+        {
+            tracing::warn!(error = %e, ?state, "amplifier pin failed");
         }
     }
 }

@@ -154,10 +154,10 @@ impl Link {
 
     /// Handles whatever is due at `now`.
     pub(crate) async fn on_timer(&mut self, now: Instant) {
-        if self.pending.as_ref().is_some_and(|p| p.deadline <= now) {
-            if let Some(p) = self.pending.take() {
-                self.reject(p.device, p.reply, "the driver did not confirm in time");
-            }
+        if self.pending.as_ref().is_some_and(|p| p.deadline <= now)
+            && let Some(p) = self.pending.take()
+        {
+            self.reject(p.device, p.reply, "the driver did not confirm in time");
         }
         if self.window_until.is_some_and(|t| t <= now) {
             self.close_window("timeout").await;
