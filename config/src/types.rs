@@ -503,7 +503,7 @@ impl<'de> Deserialize<'de> for LegacyPin {
 }
 
 /// The log filter: a level (`trace`, `debug`, `info`, `warn`, `error`, `off`) or a `tracing`
-/// `EnvFilter` directive list such as `"codriver=debug,zbus=warn"`.
+/// `Targets` directive list (`level` or `target=level`, comma-separated) such as `"codriver=debug,zbus=warn"`.
 ///
 /// A plain level is checked here and stored in lower case; a directive (anything containing
 /// `=`) is kept as written and checked by `EnvFilter` when logging starts.
@@ -537,10 +537,23 @@ impl FromStr for LogFilter {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let lower = s.trim().to_ascii_lowercase();
+        // A directive is `level` or `target=level`, comma-separated: what tracing's
+        // `Targets` filter takes (no regular expressions, no span fields).
+        let is_level = |l: &str| LogFilter::LEVELS.contains(&l) || l == "off";
+        let directive_ok = |d: &str| match d.split_once('=') {
+            Some((target, level)) => {
+                !target.is_empty()
+                    && target
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "_:-".contains(c))
+                    && is_level(level)
+            }
+            None => is_level(d),
+        };
         if LogFilter::LEVELS.contains(&lower.as_str()) {
             Ok(LogFilter(lower))
-        } else if s.contains('=') && !s.chars().any(char::is_whitespace) {
-            Ok(LogFilter(s.to_owned()))
+        } else if !lower.is_empty() && lower.split(',').all(directive_ok) {
+            Ok(LogFilter(lower))
         } else {
             Err(ParseValueError::new(format!(
                 "invalid log level {s:?}: expected one of {}, or a filter directive such as \
@@ -917,6 +930,10 @@ mod tests {
         assert!("12a4".parse::<LegacyPin>().is_err());
         assert_eq!("INFO".parse::<LogFilter>().unwrap().as_str(), "info");
         assert!("codriver=debug,zbus=warn".parse::<LogFilter>().is_ok());
+        assert!("codriver_daemon=trace,info".parse::<LogFilter>().is_ok());
+        assert!("codriver=loud".parse::<LogFilter>().is_err());
+        assert!("a b=info".parse::<LogFilter>().is_err());
+        assert!("x[{y}]=info".parse::<LogFilter>().is_err());
         assert!("verbose".parse::<LogFilter>().is_err());
         assert!("vol-up_2".parse::<ButtonName>().is_ok());
         assert!("my button".parse::<ButtonName>().is_err());

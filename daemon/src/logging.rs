@@ -1,7 +1,9 @@
 //! Logging: tracing to journald when started by systemd, to stderr otherwise.
 
+use std::str::FromStr;
+
 use codriver_config::{LogTarget, LoggingConfig};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::reload;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -9,13 +11,13 @@ use tracing_subscriber::util::SubscriberInitExt;
 /// Changes the log filter of the running daemon (config reload).
 #[derive(Debug, Clone)]
 pub struct LogControl {
-    handle: reload::Handle<EnvFilter, tracing_subscriber::Registry>,
+    handle: reload::Handle<Targets, tracing_subscriber::Registry>,
 }
 
 impl LogControl {
     /// Replaces the filter; an invalid directive keeps the old one and says why.
     pub fn set_level(&self, directive: &str) -> Result<(), String> {
-        let filter = EnvFilter::try_new(directive).map_err(|e| e.to_string())?;
+        let filter = Targets::from_str(directive).map_err(|e| e.to_string())?;
         self.handle.reload(filter).map_err(|e| e.to_string())
     }
 }
@@ -33,7 +35,7 @@ pub fn use_journald(config: &LoggingConfig) -> bool {
 /// Installs the global subscriber. `override_level` (from `--log-level`) wins over the config.
 pub fn init(config: &LoggingConfig, override_level: Option<&str>) -> anyhow::Result<LogControl> {
     let directive = override_level.unwrap_or(config.level.as_str());
-    let (filter, handle) = reload::Layer::new(EnvFilter::try_new(directive)?);
+    let (filter, handle) = reload::Layer::new(Targets::from_str(directive)?);
     let registry = tracing_subscriber::registry().with(filter);
     if use_journald(config) {
         match tracing_journald::layer() {
