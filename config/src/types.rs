@@ -550,9 +550,7 @@ impl FromStr for LogFilter {
             }
             None => is_level(d),
         };
-        if LogFilter::LEVELS.contains(&lower.as_str()) {
-            Ok(LogFilter(lower))
-        } else if !lower.is_empty() && lower.split(',').all(directive_ok) {
+        if !lower.is_empty() && lower.split(',').all(directive_ok) {
             Ok(LogFilter(lower))
         } else {
             Err(ParseValueError::new(format!(

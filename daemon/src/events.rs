@@ -212,8 +212,11 @@ pub enum CallAction {
     Hangup,
     /// Dial a number.
     Dial(String),
-    /// Swap between the active and the held call (AT+CHLD=2).
+    /// Swap between the active and the held call, or hold the active call and accept the
+    /// waiting one (AT+CHLD=2).
     Swap,
+    /// Reject the waiting call, keeping the active one (AT+CHLD=0).
+    RejectWaiting,
     /// Start or stop the phone's voice assistant.
     VoiceAssistant(bool),
     /// Set the speaker volume on the HFP 0–15 scale.

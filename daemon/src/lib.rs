@@ -396,7 +396,15 @@ impl State {
                 self.link.confirm(accept, ConfirmSource::Button)
             }
             Action::OpenPairingWindow => self.link.open_window().await.map_err(|e| e.to_string()),
+            // With a call waiting, answering holds the active call and takes the waiting one,
+            // and rejecting turns the waiting caller away without touching the active call.
+            Action::Answer if contexts.contains(&BindingContext::CallWaiting) => {
+                self.call_action(CallAction::Swap)
+            }
             Action::Answer => self.call_action(CallAction::Answer),
+            Action::Reject if contexts.contains(&BindingContext::CallWaiting) => {
+                self.call_action(CallAction::RejectWaiting)
+            }
             Action::Reject | Action::Hangup => self.call_action(CallAction::Hangup),
             Action::Swap | Action::Hold => self.call_action(CallAction::Swap),
             Action::VoiceAssistant => self.call_action(CallAction::VoiceAssistant(true)),

@@ -137,6 +137,7 @@ fn apply(engine: &mut HandsFree, action: CallAction, device: Address) {
         CallAction::Hangup => engine.hangup(now),
         CallAction::Dial(number) => engine.dial(now, number),
         CallAction::Swap => engine.hold(now, Chld::HoldActiveAcceptOther),
+        CallAction::RejectWaiting => engine.hold(now, Chld::ReleaseHeld),
         CallAction::VoiceAssistant(on) => engine.set_voice_recognition(now, *on),
         CallAction::SpeakerVolume(level) => engine.set_speaker_volume(now, *level),
     };
