@@ -1,5 +1,6 @@
 //! Calls end to end: the daemon's HFP driver and engine against the simulated phone's Audio
 //! Gateway, driven by the steering-wheel button and the API, under paused time.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 
