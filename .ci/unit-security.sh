@@ -21,10 +21,12 @@ UNIT=systemd/codriverd.service
 POLICY=systemd/org.codriver.Codriver1.conf
 fail=0
 scratch=$(mktemp -d)
+# Under `set -e` a failing last command of the trap sets the script's exit status, so every
+# step here tolerates a process that already exited.
 cleanup() {
-    [ -n "${bus_pid:-}" ] && kill "$bus_pid" 2>/dev/null
-    [ -n "${echo_pid:-}" ] && kill "$echo_pid" 2>/dev/null
-    wait 2>/dev/null
+    if [ -n "${bus_pid:-}" ]; then kill "$bus_pid" 2>/dev/null || true; fi
+    if [ -n "${echo_pid:-}" ]; then kill "$echo_pid" 2>/dev/null || true; fi
+    wait 2>/dev/null || true
     rm -rf "$scratch"
 }
 trap cleanup EXIT
