@@ -35,6 +35,8 @@ enum Cmd {
         #[command(subcommand)]
         action: CallAction,
     },
+    /// Stop trying to reconnect phones (until one connects by itself or codriverd restarts).
+    StopReconnecting,
     /// Print every daemon event as it happens, until interrupted.
     Watch,
 }
@@ -82,6 +84,7 @@ trait Daemon {
     fn close_pairing_window(&self) -> zbus::Result<()>;
     fn approve_pairing(&self) -> zbus::Result<()>;
     fn reject_pairing(&self) -> zbus::Result<()>;
+    fn stop_reconnecting(&self) -> zbus::Result<()>;
     fn answer(&self) -> zbus::Result<()>;
     fn hangup(&self) -> zbus::Result<()>;
     fn dial(&self, number: &str) -> zbus::Result<()>;
@@ -162,6 +165,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             CallAction::Hangup => daemon.hangup().await?,
             CallAction::Dial { number } => daemon.dial(&number).await?,
         },
+        Cmd::StopReconnecting => daemon.stop_reconnecting().await?,
         Cmd::Watch => {
             let mut events = daemon.receive_event().await?;
             if !cli.json {

@@ -116,6 +116,11 @@ impl DaemonApi {
             .await?)
     }
 
+    /// Stops trying to reconnect phones until one connects by itself or the daemon restarts.
+    async fn stop_reconnecting(&self) -> Result<(), ApiError> {
+        Ok(self.handle.request(Command::StopReconnecting).await?)
+    }
+
     /// Answers the ringing call.
     async fn answer(&self) -> Result<(), ApiError> {
         Ok(self

@@ -114,6 +114,22 @@ pub enum DaemonEvent {
         /// The error, with file:line:column.
         reason: String,
     },
+    /// bluetoothd left the bus (crashed or restarted): pairing, profiles and reconnects wait
+    /// until it is back.
+    BluetoothLost,
+    /// bluetoothd is back and the adapter, agent and profiles are set up again.
+    BluetoothRestored {
+        /// How long Bluetooth was unusable.
+        after: Duration,
+    },
+    /// The daemon stopped trying to reconnect phones because the user asked.
+    ReconnectStopped,
+    /// The phone that takes call actions changed (highest configured priority among the
+    /// connected phones, unless another one has a call in progress).
+    ActivePhone {
+        /// The phone, or `None` when no phone is connected.
+        device: Option<Address>,
+    },
     /// Graceful shutdown began.
     ShuttingDown,
 }
@@ -167,6 +183,13 @@ impl fmt::Display for DaemonEvent {
             }
             DaemonEvent::ConfigReloaded => f.write_str("config-reloaded"),
             DaemonEvent::ConfigRejected { reason } => write!(f, "config-rejected {reason}"),
+            DaemonEvent::BluetoothLost => f.write_str("bluetooth-lost"),
+            DaemonEvent::BluetoothRestored { after } => {
+                write!(f, "bluetooth-restored after {}ms", after.as_millis())
+            }
+            DaemonEvent::ReconnectStopped => f.write_str("reconnect-stopped"),
+            DaemonEvent::ActivePhone { device: Some(d) } => write!(f, "active-phone {d}"),
+            DaemonEvent::ActivePhone { device: None } => f.write_str("active-phone -"),
             DaemonEvent::ShuttingDown => f.write_str("shutting-down"),
         }
     }

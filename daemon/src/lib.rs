@@ -31,9 +31,12 @@ use std::future::Future;
 use std::sync::Arc;
 
 use codriver_config::{Action, BindingContext, Config};
-use codriver_hal::{BluetoothError, ButtonEvent, Hal, ProfileConnection, ProfileKind, ProfileSpec};
+use codriver_hal::{
+    AgentRequest, BluetoothError, BluetoothHost, ButtonEvent, DeviceEvent, Hal, ProfileConnection,
+    ProfileKind, ProfileSpec, ServiceEvent,
+};
 use tokio::sync::{broadcast, mpsc};
-use tokio::time::Instant;
+use tokio::time::{Duration, Instant};
 
 use crate::audio::{AudioPolicy, AudioRouter};
 use crate::controls::{ButtonGesture, GestureDetector, GestureTiming};
@@ -48,6 +51,14 @@ pub use crate::events::{COMMAND_CAPACITY, EVENT_CAPACITY};
 
 /// HFP version in our SDP record: 1.8.
 const HFP_VERSION: u16 = 0x0108;
+
+/// First wait before setting Bluetooth up again after bluetoothd returned or a registration
+/// channel closed; doubles per failed attempt up to [`RESTORE_MAX_DELAY`]. bluetoothd takes
+/// the bus name before its adapters appear, so the first attempt may well fail.
+const RESTORE_FIRST_DELAY: Duration = Duration::from_millis(250);
+
+/// Longest wait between attempts to set Bluetooth up again.
+const RESTORE_MAX_DELAY: Duration = Duration::from_secs(30);
 
 /// Errors that stop the daemon.
 #[derive(Debug, thiserror::Error)]
@@ -135,16 +146,17 @@ impl Daemon {
             events.clone(),
         );
 
+        // Watch bluetoothd first, so a restart during start-up is not missed either. Without
+        // the watch codriverd still works; it just cannot recover from a bluetoothd restart.
+        let mut service_events = match host.service_events().await {
+            Ok(rx) => Some(rx),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch bluetoothd; its restarts will not be recovered from");
+                None
+            }
+        };
         // Subscribe before anything can happen, so no event or request is missed.
-        let mut device_events = host.device_events().await?;
-        let mut agent = host.register_agent().await?;
-        let mut hfp_connections = host
-            .register_profile(ProfileSpec {
-                kind: ProfileKind::HandsFree,
-                features: Some(sdp_features(&config)),
-                version: Some(HFP_VERSION),
-            })
-            .await?;
+        let mut bluez = Registrations::register(host.as_ref(), &config).await?;
         // The API is optional for the car's own job: a bus problem is logged, not fatal.
         let _api = if config.dbus.enabled {
             match dbus::serve(
@@ -170,7 +182,8 @@ impl Daemon {
         let mut link = Link::new(host.clone(), audio.clone(), events.clone(), config.clone());
         link.start().await?;
 
-        let (button_tx, mut button_rx) = mpsc::channel::<ButtonEvent>(32);
+        let (button_tx, button_rx) = mpsc::channel::<ButtonEvent>(32);
+        let mut button_rx = Some(button_rx);
         let button_tasks: Vec<_> = buttons
             .into_iter()
             .map(|mut source| {
@@ -196,6 +209,9 @@ impl Daemon {
 
         let mut state = State {
             config: config.clone(),
+            host: host.clone(),
+            recovery: Recovery::default(),
+            active_phone: None,
             link,
             audio: audio.clone(),
             events: events.clone(),
@@ -210,24 +226,57 @@ impl Daemon {
 
         tokio::pin!(shutdown);
         loop {
-            let deadline = [state.link.next_deadline(), state.gestures.poll_timeout()]
-                .into_iter()
-                .flatten()
-                .min();
+            let deadline = [
+                state.link.next_deadline(),
+                state.gestures.poll_timeout(),
+                state.recovery.retry_at,
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            // Every receiver that can close is an `Option`: a closed one is logged and set to
+            // `None` (its branch then waits forever on purpose) instead of being skipped
+            // silently on every turn.
             tokio::select! {
                 () = &mut shutdown => break,
+                // The daemon holds a sender of `commands` and `updates`: they never close.
                 Some(cmd) = commands.recv() => state.on_command(cmd).await,
-                Some(request) = agent.recv() => state.link.on_agent(request).await,
-                Some(event) = device_events.recv() => state.link.on_device(event).await,
-                Some(conn) = hfp_connections.recv() => state.on_hfp_connection(conn, &update_tx),
-                Some(edge) = button_rx.recv() => {
-                    if let Some(g) = state.gestures.on_edge(&edge.button, edge.pressed, edge.at) {
-                        state.on_gesture(g).await;
-                    }
-                }
                 Some((device, update)) = updates.recv() => state.on_update(device, update),
+                event = recv(&mut service_events) => match event {
+                    Some(event) => state.on_service(event, &mut bluez),
+                    None => {
+                        tracing::error!("stopped watching bluetoothd; its restarts will not be recovered from");
+                        service_events = None;
+                    }
+                },
+                request = recv(&mut bluez.agent) => match request {
+                    Some(request) => state.link.on_agent(request).await,
+                    None => state.registration_closed("pairing agent", &mut bluez.agent),
+                },
+                event = recv(&mut bluez.device_events) => match event {
+                    Some(event) => state.link.on_device(event).await,
+                    None => state.registration_closed("device events", &mut bluez.device_events),
+                },
+                conn = recv(&mut bluez.hfp) => match conn {
+                    Some(conn) => state.on_hfp_connection(conn, &update_tx),
+                    None => state.registration_closed("Hands-Free profile", &mut bluez.hfp),
+                },
+                edge = recv(&mut button_rx) => match edge {
+                    Some(edge) => {
+                        if let Some(g) = state.gestures.on_edge(&edge.button, edge.pressed, edge.at) {
+                            state.on_gesture(g).await;
+                        }
+                    }
+                    None => {
+                        tracing::info!("no button source is left; buttons are unavailable");
+                        button_rx = None;
+                    }
+                },
                 () = sleep_until(deadline) => {
                     let now = Instant::now();
+                    if state.recovery.retry_at.is_some_and(|t| t <= now) {
+                        state.restore(&mut bluez).await;
+                    }
                     state.link.on_timer(now).await;
                     for g in state.gestures.on_timeout(now) {
                         state.on_gesture(g).await;
@@ -252,9 +301,75 @@ impl Daemon {
     }
 }
 
+/// What bluetoothd holds for us: the receivers of the agent, the profile and the device
+/// events. Replaced as a whole when bluetoothd comes back; a field is `None` once its
+/// channel closed.
+struct Registrations {
+    device_events: Option<mpsc::Receiver<DeviceEvent>>,
+    agent: Option<mpsc::Receiver<AgentRequest>>,
+    hfp: Option<mpsc::Receiver<ProfileConnection>>,
+}
+
+impl Registrations {
+    /// Subscribes to device events, registers the agent and the Hands-Free profile. A
+    /// profile UUID owned by another program fails here with
+    /// [`BluetoothError::ProfileAlreadyRegistered`], which names the likely owner.
+    async fn register(host: &dyn BluetoothHost, config: &Config) -> Result<Self, BluetoothError> {
+        let device_events = host.device_events().await?;
+        let agent = host.register_agent().await?;
+        let hfp = host
+            .register_profile(ProfileSpec {
+                kind: ProfileKind::HandsFree,
+                features: Some(sdp_features(config)),
+                version: Some(HFP_VERSION),
+            })
+            .await?;
+        Ok(Registrations {
+            device_events: Some(device_events),
+            agent: Some(agent),
+            hfp: Some(hfp),
+        })
+    }
+
+    fn none() -> Self {
+        Registrations {
+            device_events: None,
+            agent: None,
+            hfp: None,
+        }
+    }
+}
+
+/// Recovery from bluetoothd restarts and closed registration channels.
+#[derive(Debug, Default)]
+struct Recovery {
+    /// bluetoothd left the bus; set until it is back and everything is registered again.
+    lost_since: Option<Instant>,
+    /// bluetoothd is known to be away (between `Vanished` and `Appeared`).
+    away: bool,
+    /// When to (re)try setting Bluetooth up again.
+    retry_at: Option<Instant>,
+    /// The delay after the next failed attempt.
+    next_delay: Option<Duration>,
+}
+
+impl Recovery {
+    /// Schedules the next attempt with capped exponential backoff; returns the delay.
+    fn schedule(&mut self, now: Instant) -> Duration {
+        let delay = self.next_delay.unwrap_or(RESTORE_FIRST_DELAY);
+        self.next_delay = Some((delay * 2).min(RESTORE_MAX_DELAY));
+        self.retry_at = Some(now + delay);
+        delay
+    }
+}
+
 /// The main loop's state: the link manager, the phones' Hands-Free links and the controls.
 struct State {
     config: Arc<Config>,
+    host: Arc<dyn BluetoothHost>,
+    recovery: Recovery,
+    /// The phone call actions go to, as last announced.
+    active_phone: Option<codriver_hal::Address>,
     link: Link,
     audio: AudioRouter,
     events: broadcast::Sender<DaemonEvent>,
@@ -269,6 +384,98 @@ struct Phone {
 }
 
 impl State {
+    /// bluetoothd left or came back.
+    fn on_service(&mut self, event: ServiceEvent, bluez: &mut Registrations) {
+        match event {
+            ServiceEvent::Vanished => {
+                if self.recovery.away {
+                    return;
+                }
+                tracing::warn!(
+                    "bluetoothd left the system bus: pairing and reconnects wait for it to return"
+                );
+                // The agent and profile objects are gone on bluetoothd's side; drop ours.
+                *bluez = Registrations::none();
+                self.recovery.away = true;
+                self.recovery.retry_at = None;
+                self.recovery.next_delay = None;
+                self.recovery.lost_since.get_or_insert_with(Instant::now);
+                self.link.service_lost();
+                publish(&self.events, DaemonEvent::BluetoothLost);
+                self.audio.chime(Chime::Disconnected);
+            }
+            ServiceEvent::Appeared => {
+                if !self.recovery.away && self.recovery.lost_since.is_none() {
+                    // The first owner we see (start-up): nothing was lost.
+                    return;
+                }
+                tracing::info!("bluetoothd is back on the system bus: setting Bluetooth up again");
+                self.recovery.away = false;
+                self.recovery.next_delay = None;
+                // At once: a failure backs off from there.
+                self.recovery.retry_at = Some(Instant::now());
+            }
+        }
+    }
+
+    /// A registration's channel closed without bluetoothd being reported gone (the backend
+    /// dropped it). Set everything up again, with backoff; a `Vanished` that follows
+    /// cancels this until bluetoothd is back.
+    fn registration_closed<T>(&mut self, what: &str, rx: &mut Option<mpsc::Receiver<T>>) {
+        *rx = None;
+        if self.recovery.away {
+            return;
+        }
+        tracing::warn!(
+            channel = what,
+            "a Bluetooth registration closed; registering again"
+        );
+        if self.recovery.retry_at.is_none() {
+            self.recovery.schedule(Instant::now());
+        }
+    }
+
+    /// Registers agent and profile again, sets the adapter up and reconnects phones; on
+    /// failure tries again later.
+    async fn restore(&mut self, bluez: &mut Registrations) {
+        self.recovery.retry_at = None;
+        if self.recovery.away {
+            return;
+        }
+        let result = async {
+            let fresh = Registrations::register(self.host.as_ref(), &self.config).await?;
+            // The new device-event subscription is in place before the devices are listed.
+            *bluez = fresh;
+            self.link.restart().await
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                self.recovery.next_delay = None;
+                match self.recovery.lost_since.take() {
+                    Some(since) => {
+                        let after = since.elapsed();
+                        tracing::info!(
+                            ?after,
+                            "Bluetooth restored: agent and profile registered again"
+                        );
+                        publish(&self.events, DaemonEvent::BluetoothRestored { after });
+                    }
+                    None => tracing::info!("Bluetooth registrations renewed"),
+                }
+            }
+            Err(e) => {
+                *bluez = Registrations::none();
+                let retry_in = self.recovery.schedule(Instant::now());
+                if matches!(e, BluetoothError::ProfileAlreadyRegistered { .. }) {
+                    tracing::error!(error = %e, ?retry_in, "cannot set Bluetooth up again");
+                } else {
+                    tracing::warn!(error = %e, ?retry_in, "cannot set Bluetooth up again yet");
+                }
+            }
+        }
+    }
+
     async fn on_command(&mut self, command: Command) {
         match command {
             Command::OpenPairingWindow(reply) => {
@@ -325,6 +532,32 @@ impl State {
                 calls: CallSummary::default(),
             },
         );
+        self.refresh_active_phone();
+    }
+
+    /// The one phone that takes call actions: a phone with a call in progress keeps them;
+    /// otherwise the connected phone with the highest configured priority (then the most
+    /// recently used).
+    fn active_phone(&self) -> Option<(codriver_hal::Address, &Phone)> {
+        self.phones
+            .iter()
+            .max_by_key(|(address, p)| {
+                let busy = p.calls.ringing || p.calls.in_call || p.calls.waiting;
+                (busy, self.link.priority(**address), **address)
+            })
+            .map(|(a, p)| (*a, p))
+    }
+
+    /// Announces a change of the active phone.
+    fn refresh_active_phone(&mut self) {
+        let now = self.active_phone().map(|(a, _)| a);
+        if now != self.active_phone {
+            self.active_phone = now;
+            if let Some(device) = now {
+                tracing::info!(%device, "active phone for calls");
+            }
+            publish(&self.events, DaemonEvent::ActivePhone { device: now });
+        }
     }
 
     fn on_update(&mut self, device: codriver_hal::Address, update: Update) {
@@ -334,6 +567,7 @@ impl State {
                 if let Some(p) = self.phones.get_mut(&device) {
                     p.calls = summary;
                 }
+                self.refresh_active_phone();
                 for event in events {
                     publish(
                         &self.events,
@@ -355,6 +589,7 @@ impl State {
                 tracing::info!(%device, reason, "Hands-Free link ended");
                 self.phones.remove(&device);
                 self.link.on_hands_free_closed(device);
+                self.refresh_active_phone();
             }
         }
     }
@@ -443,14 +678,10 @@ impl State {
         self.audio.chime(Chime::Error);
     }
 
-    /// Sends a call action to the phone whose call it concerns: the ringing or in-call phone,
-    /// else the first connected one.
+    /// Sends a call action to the active phone (see [`State::active_phone`]).
     fn call_action(&self, action: CallAction) -> Result<(), String> {
-        let phone = self
-            .phones
-            .values()
-            .find(|p| p.calls.ringing || p.calls.in_call || p.calls.waiting)
-            .or_else(|| self.phones.values().next())
+        let (_, phone) = self
+            .active_phone()
             .ok_or_else(|| "no phone is connected".to_owned())?;
         phone.link.command(action)
     }
@@ -494,6 +725,14 @@ fn sdp_features(config: &Config) -> u16 {
         sdp |= 0x20;
     }
     sdp
+}
+
+/// Receives from `rx`, or waits forever when there is no receiver.
+async fn recv<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

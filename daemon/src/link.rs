@@ -45,6 +45,10 @@ pub(crate) struct Link {
     hands_free: HashSet<Address>,
     /// Reconnect order: most recently used last.
     last_used: Vec<Address>,
+    /// The user asked to stop reconnecting; cleared when a phone connects by itself.
+    reconnect_stopped: bool,
+    /// Whether bluetoothd is on the bus; while it is not, nothing is attempted.
+    service_up: bool,
     rng: XorShift,
 }
 
@@ -74,6 +78,8 @@ impl Link {
             reconnect: HashMap::new(),
             hands_free: HashSet::new(),
             last_used: Vec::new(),
+            reconnect_stopped: false,
+            service_up: true,
             rng: XorShift(seed | 1),
         }
     }
@@ -81,6 +87,44 @@ impl Link {
     /// Powers the adapter and learns the known devices; opens the pairing window at first
     /// boot and schedules reconnects of known phones, last used first.
     pub(crate) async fn start(&mut self) -> Result<(), BluetoothError> {
+        let paired = self.set_up_adapter().await?;
+        if paired.is_empty() && self.config.pairing.open_at_first_boot {
+            tracing::info!("no phone is paired yet: opening the pairing window");
+            self.open_window().await?;
+        }
+        self.schedule_reconnects(paired);
+        Ok(())
+    }
+
+    /// After bluetoothd came back: sets the adapter up again and reconnects the known phones
+    /// that are not connected, by priority. The pairing window stays closed.
+    pub(crate) async fn restart(&mut self) -> Result<(), BluetoothError> {
+        self.service_up = true;
+        let paired = self.set_up_adapter().await?;
+        self.schedule_reconnects(paired);
+        Ok(())
+    }
+
+    /// bluetoothd left the bus: the pending pairing request and the pairing window went with
+    /// it, and reconnects wait for its return.
+    pub(crate) fn service_lost(&mut self) {
+        self.service_up = false;
+        if let Some(p) = self.pending.take() {
+            self.reject(p.device, p.reply, "bluetoothd went away");
+        }
+        if self.window_until.take().is_some() {
+            publish(
+                &self.events,
+                DaemonEvent::PairingWindowClosed {
+                    reason: "bluetooth-lost",
+                },
+            );
+        }
+    }
+
+    /// Powers the adapter, closes pairing and (re)learns the known devices; returns the
+    /// paired ones.
+    async fn set_up_adapter(&mut self) -> Result<Vec<Address>, BluetoothError> {
         let adapter = &self.config.adapter;
         let info = self
             .host
@@ -101,37 +145,48 @@ impl Link {
         for d in self.host.devices().await? {
             self.devices.insert(d.address, d);
         }
-        let paired: Vec<Address> = self
+        Ok(self
             .devices
             .values()
             .filter(|d| d.paired)
             .map(|d| d.address)
-            .collect();
-        if paired.is_empty() && self.config.pairing.open_at_first_boot {
-            tracing::info!("no phone is paired yet: opening the pairing window");
-            self.open_window().await?;
+            .collect())
+    }
+
+    /// Schedules reconnects of `paired` phones that are trusted, not connected and allowed
+    /// to reconnect: configured priority first, then the most recently used.
+    fn schedule_reconnects(&mut self, paired: Vec<Address>) {
+        if self.reconnect_stopped {
+            return;
         }
-        // Configured phones by priority first, then the rest.
         let mut order = paired;
         order.sort_by_key(|a| std::cmp::Reverse(self.priority(*a)));
         let now = Instant::now();
         for a in order {
             if self.auto_reconnect(a)
+                && !self.hands_free.contains(&a)
                 && self
                     .devices
                     .get(&a)
                     .is_some_and(|d| d.trusted && !d.connected)
             {
                 self.reconnect.insert(a, Backoff::new(now));
-                self.last_used.push(a);
+                if !self.last_used.contains(&a) {
+                    self.last_used.push(a);
+                }
             }
         }
-        Ok(())
     }
 
     /// The next moment something is due, if anything is.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        let backoff = self.reconnect.values().map(|b| b.next).min();
+        // Reconnects wait while bluetoothd is away: a due one would fire again and again.
+        let backoff = self
+            .reconnect
+            .values()
+            .map(|b| b.next)
+            .min()
+            .filter(|_| self.service_up);
         [
             self.window_until,
             self.pending.as_ref().map(|p| p.deadline),
@@ -161,6 +216,9 @@ impl Link {
         }
         if self.window_until.is_some_and(|t| t <= now) {
             self.close_window("timeout").await;
+        }
+        if !self.service_up {
+            return;
         }
         let due: Vec<Address> = self
             .reconnect
@@ -428,6 +486,7 @@ impl Link {
             .get(&device)
             .is_some_and(|d| d.paired && d.trusted)
             && self.auto_reconnect(device)
+            && !self.reconnect_stopped
         {
             let mut b = Backoff::new(Instant::now());
             b.schedule(&self.config.reconnect, &mut self.rng);
@@ -446,6 +505,7 @@ impl Link {
         );
         if kind == ProfileKind::HandsFree {
             self.reconnect.remove(&device);
+            self.reconnect_stopped = false;
             self.touch(device);
         }
     }
@@ -460,7 +520,9 @@ impl Link {
 
     /// The Hands-Free link closed (the RFCOMM stream ended).
     pub(crate) fn on_hands_free_closed(&mut self, device: Address) {
-        if self.hands_free.remove(&device) && self.devices.get(&device).is_some_and(|d| d.connected)
+        if self.hands_free.remove(&device)
+            && self.devices.get(&device).is_some_and(|d| d.connected)
+            && !self.reconnect_stopped
         {
             // The profile dropped but the phone is still there: try again after backoff.
             let mut b = Backoff::new(Instant::now());
@@ -469,9 +531,13 @@ impl Link {
         }
     }
 
-    /// Stops reconnecting (the user asked).
+    /// Stops reconnecting (the user asked) until a phone connects by itself or the daemon
+    /// restarts.
     pub(crate) fn stop_reconnecting(&mut self) {
         self.reconnect.clear();
+        self.reconnect_stopped = true;
+        tracing::info!("reconnecting stopped on request");
+        publish(&self.events, DaemonEvent::ReconnectStopped);
     }
 
     /// Applies a reloaded configuration.
@@ -504,7 +570,9 @@ impl Link {
         self.last_used.push(device);
     }
 
-    fn priority(&self, device: Address) -> (u8, usize) {
+    /// How much `device` is preferred: its configured `[[phones]]` priority, then how
+    /// recently it was used. Higher is preferred.
+    pub(crate) fn priority(&self, device: Address) -> (u8, usize) {
         let configured = self
             .config
             .phones

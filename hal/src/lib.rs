@@ -31,7 +31,7 @@ pub use audio::{
 };
 pub use bluetooth::{
     AdapterInfo, AdapterSettings, AgentReply, AgentRequest, BluetoothError, BluetoothHost,
-    ByteStream, DeviceEvent, DeviceInfo, ProfileConnection, ProfileKind, ProfileSpec,
+    ByteStream, DeviceEvent, DeviceInfo, ProfileConnection, ProfileKind, ProfileSpec, ServiceEvent,
 };
 pub use codriver_config::Address;
 pub use controls::{

@@ -5,6 +5,9 @@
 //! Test support panics on purpose: a failed step is a failed test.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+pub mod bluez_mock;
+pub mod private_bus;
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -65,6 +65,28 @@ pub trait BluetoothHost: Send + Sync {
 
     /// Forgets a device: removes its bond and keys.
     async fn remove_device(&self, device: Address) -> Result<(), BluetoothError>;
+
+    /// A stream of bluetoothd's comings and goings on the bus.
+    ///
+    /// When bluetoothd exits (crash, `systemctl restart bluetooth`, upgrade) every
+    /// registration made through this host dies with it: the agent, the profiles, and the
+    /// device events go quiet or their receivers close. [`ServiceEvent::Vanished`] says so;
+    /// [`ServiceEvent::Appeared`] says a (new) bluetoothd owns the bus name again, and the
+    /// caller must then set the adapter up again, call [`register_agent`](Self::register_agent),
+    /// [`register_profile`](Self::register_profile) and [`device_events`](Self::device_events)
+    /// anew (replacing the receivers it holds) and reconnect its phones. The host itself stays
+    /// usable across the restart. If bluetoothd is already gone when this is called, the first
+    /// event is `Vanished`.
+    async fn service_events(&self) -> Result<mpsc::Receiver<ServiceEvent>, BluetoothError>;
+}
+
+/// bluetoothd's presence on the bus, from [`BluetoothHost::service_events`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceEvent {
+    /// bluetoothd left the bus: every registration (agent, profiles) is gone.
+    Vanished,
+    /// bluetoothd is (back) on the bus, without any of our registrations.
+    Appeared,
 }
 
 /// What the adapter should look like to phones.

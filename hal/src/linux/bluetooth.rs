@@ -25,8 +25,20 @@ use crate::Address;
 use crate::bluetooth::{
     AdapterInfo, AdapterSettings, AgentRejection, AgentReply, AgentRequest, BluetoothError,
     BluetoothHost, COMPANION_UUID, DeviceEvent, DeviceInfo, EVENT_CHANNEL_CAPACITY, HFP_AG_UUID,
-    ProfileConnection, ProfileKind, ProfileSpec,
+    ProfileConnection, ProfileKind, ProfileSpec, ServiceEvent,
 };
+
+/// bluetoothd's well-known bus name.
+const BLUEZ_BUS_NAME: &str = "org.bluez";
+
+/// How long an outgoing profile connection may take before it is abandoned.
+///
+/// Paging a phone in range, SDP and RFCOMM take a few seconds; paging a phone that is away
+/// fails after about 5 s. But for a dual-mode phone (any phone paired with Secure Connections:
+/// the kernel derives LE keys from the BR/EDR pairing) BlueZ then falls back to LE and holds
+/// the ConnectProfile reply until the phone advertises, which may be never. Seen in the VM tier
+/// (tests/bluez-vm, scenario "reconnect") with bluetoothd 5.66.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a pairing request waits for the daemon's answer before it is cancelled.
 ///
@@ -51,7 +63,8 @@ struct Registrations {
     agent: Option<AgentHandle>,
     /// The task serving each registered profile; it owns the profile handle.
     profiles: HashMap<ProfileKind, AbortHandle>,
-    /// Device-event tasks; each also ends by itself when its receiver is dropped.
+    /// Device-event and service-watch tasks; each also ends by itself when its receiver is
+    /// dropped.
     event_tasks: Vec<AbortHandle>,
 }
 
@@ -278,10 +291,18 @@ impl BluetoothHost for BluezHost {
         kind: ProfileKind,
     ) -> Result<(), BluetoothError> {
         let uuid = parse_uuid(remote_uuid(kind))?;
-        self.device(device)?
-            .connect_profile(&uuid)
-            .await
-            .map_err(|e| connect_error(device, kind, e))
+        let bluez_device = self.device(device)?;
+        match tokio::time::timeout(CONNECT_TIMEOUT, bluez_device.connect_profile(&uuid)).await {
+            Ok(result) => result.map_err(|e| connect_error(device, kind, e)),
+            Err(_elapsed) => {
+                cancel_pending_connect(&bluez_device).await;
+                Err(BluetoothError::ConnectFailed {
+                    device,
+                    kind,
+                    reason: format!("no connection within {}s", CONNECT_TIMEOUT.as_secs()),
+                })
+            }
+        }
     }
 
     async fn set_trusted(&self, device: Address, trusted: bool) -> Result<(), BluetoothError> {
@@ -297,10 +318,95 @@ impl BluetoothHost for BluezHost {
             .await
             .map_err(|e| device_error(device, e))
     }
+
+    /// Watches `org.bluez`'s owner with a zbus connection of its own: bluer has no signal for
+    /// bluetoothd leaving. bluer's `Session` is a connection to the bus, not to bluetoothd, and
+    /// its signal matches name `org.bluez` (which the bus daemon resolves to whoever owns it
+    /// now), so the session and adapter handles stay valid across a restart; only the
+    /// registrations are lost, and registering again through the same session restores them.
+    async fn service_events(&self) -> Result<mpsc::Receiver<ServiceEvent>, BluetoothError> {
+        let connection = zbus::Connection::system()
+            .await
+            .map_err(|e| BluetoothError::ServiceUnavailable(e.to_string()))?;
+        let bus = zbus::fdo::DBusProxy::new(&connection)
+            .await
+            .map_err(zbus_error)?;
+        // Subscribe before asking who owns the name, so no change slips between the two.
+        let changes = bus
+            .receive_name_owner_changed_with_args(&[(0, BLUEZ_BUS_NAME)])
+            .await
+            .map_err(zbus_error)?;
+        let name = zbus::names::BusName::try_from(BLUEZ_BUS_NAME).map_err(zbus_error)?;
+        let owned = bus.name_has_owner(name).await.map_err(zbus_error)?;
+        let (tx, rx) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
+        if !owned {
+            // Cannot fail: the channel is new and empty.
+            let _ = tx.try_send(ServiceEvent::Vanished);
+        }
+        let task = tokio::spawn(watch_service(connection, changes, tx));
+        let mut registrations = self.registrations();
+        registrations.event_tasks.retain(|t| !t.is_finished());
+        registrations.event_tasks.push(task.abort_handle());
+        Ok(rx)
+    }
+}
+
+/// Turns `org.bluez` owner changes into [`ServiceEvent`]s until the receiver is dropped. A
+/// hand-over from one owner straight to another (no gap) is reported as both.
+async fn watch_service(
+    // Kept so the subscription lives as long as the task.
+    _connection: zbus::Connection,
+    mut changes: zbus::fdo::NameOwnerChangedStream,
+    tx: mpsc::Sender<ServiceEvent>,
+) {
+    loop {
+        let change = tokio::select! {
+            () = tx.closed() => return,
+            change = changes.next() => change,
+        };
+        let Some(change) = change else {
+            tracing::warn!("lost the system bus connection watching bluetoothd");
+            return;
+        };
+        let Ok(args) = change.args() else { continue };
+        let events: &[ServiceEvent] = match (args.old_owner.is_some(), args.new_owner.is_some()) {
+            (true, false) => &[ServiceEvent::Vanished],
+            (false, true) => &[ServiceEvent::Appeared],
+            (true, true) => &[ServiceEvent::Vanished, ServiceEvent::Appeared],
+            (false, false) => &[],
+        };
+        for event in events {
+            match event {
+                ServiceEvent::Vanished => tracing::warn!("bluetoothd left the system bus"),
+                ServiceEvent::Appeared => tracing::info!("bluetoothd is on the system bus"),
+            }
+            if tx.send(*event).await.is_err() {
+                return;
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Adapter helpers
+
+/// Cancels BlueZ's pending connection attempt to `device` after [`CONNECT_TIMEOUT`]:
+/// Device1.Disconnect answers the pending ConnectProfile and stops the LE attempt, so the next
+/// try pages again. A connected device is left alone (something else uses the link).
+async fn cancel_pending_connect(device: &bluer::Device) {
+    if device.is_connected().await.unwrap_or(true) {
+        return;
+    }
+    match tokio::time::timeout(Duration::from_secs(5), device.disconnect()).await {
+        Ok(Ok(())) => tracing::debug!(device = %device.address(), "pending connection cancelled"),
+        Ok(Err(e)) => {
+            tracing::debug!(device = %device.address(), error = %e, "cancelling the pending connection failed")
+        }
+        Err(_elapsed) => {
+            tracing::debug!(device = %device.address(), "cancelling the pending connection timed out")
+        }
+    }
+}
 
 /// Picks the adapter to use among those bluetoothd reports.
 fn choose_adapter(names: &[String], wanted: Option<&str>) -> Result<String, BluetoothError> {
@@ -850,6 +956,10 @@ fn backend_error(e: bluer::Error) -> BluetoothError {
     } else {
         BluetoothError::Backend(Box::new(e))
     }
+}
+
+fn zbus_error(e: impl std::error::Error + Send + Sync + 'static) -> BluetoothError {
+    BluetoothError::Backend(Box::new(e))
 }
 
 fn device_error(device: Address, e: bluer::Error) -> BluetoothError {

@@ -17,7 +17,7 @@ use crate::Address;
 use crate::bluetooth::{
     AdapterInfo, AdapterSettings, AgentRejection, AgentReply, AgentRequest, BluetoothError,
     BluetoothHost, DeviceEvent, DeviceInfo, EVENT_CHANNEL_CAPACITY, ProfileConnection, ProfileKind,
-    ProfileSpec,
+    ProfileSpec, ServiceEvent,
 };
 
 /// Buffer size of the simulated RFCOMM pipes (an RFCOMM frame is at most ~1 KiB).
@@ -44,6 +44,8 @@ pub enum BluetoothCall {
     SetTrusted(Address, bool),
     /// `remove_device(device)`.
     RemoveDevice(Address),
+    /// `service_events()`.
+    ServiceEvents,
 }
 
 /// The daemon's side of the mock: implements [`BluetoothHost`]. Clones share state.
@@ -76,6 +78,10 @@ struct State {
     profiles: HashMap<ProfileKind, mpsc::Sender<ProfileConnection>>,
     /// Phones in range that accept connections the car opens.
     listeners: HashMap<Address, mpsc::Sender<(ProfileKind, DuplexStream)>>,
+    /// Whether the simulated bluetoothd is on the bus; while it is not, every call fails with
+    /// [`BluetoothError::ServiceUnavailable`].
+    service_up: bool,
+    service_subscribers: Vec<mpsc::Sender<ServiceEvent>>,
     /// Errors to return from the next matching calls, in order.
     failures: VecDeque<(BluetoothCall, BluetoothError)>,
     calls: Vec<BluetoothCall>,
@@ -139,6 +145,8 @@ impl MockBluetooth {
                     agent: None,
                     profiles: HashMap::new(),
                     listeners: HashMap::new(),
+                    service_up: true,
+                    service_subscribers: Vec::new(),
                     failures: VecDeque::new(),
                     calls: Vec::new(),
                 }),
@@ -184,12 +192,72 @@ impl MockBluetooth {
         lock(&self.inner.state).devices.insert(info.address, info);
     }
 
+    /// Simulates bluetoothd exiting: the agent and profile registrations and the device
+    /// event subscriptions are dropped (their receivers close), the adapter powers off and
+    /// the pairing mode is forgotten, every call fails with
+    /// [`BluetoothError::ServiceUnavailable`] until [`restore_service`](Self::restore_service),
+    /// and subscribers of [`BluetoothHost::service_events`] get [`ServiceEvent::Vanished`].
+    pub async fn vanish_service(&self) {
+        let subscribers = {
+            let mut state = lock(&self.inner.state);
+            state.service_up = false;
+            state.powered = false;
+            state.pairing_mode = false;
+            state.agent = None;
+            state.profiles.clear();
+            state.device_subscribers.clear();
+            for d in state.devices.values_mut() {
+                d.connected = false;
+            }
+            state.service_subscribers.clone()
+        };
+        notify_service(&self.inner, subscribers, ServiceEvent::Vanished).await;
+    }
+
+    /// Simulates bluetoothd starting again (without any registrations): subscribers get
+    /// [`ServiceEvent::Appeared`]. Bonds ([`add_known_device`](Self::add_known_device), phones
+    /// that paired) survive, as they do on disk.
+    pub async fn restore_service(&self) {
+        let subscribers = {
+            let mut state = lock(&self.inner.state);
+            state.service_up = true;
+            state.service_subscribers.clone()
+        };
+        notify_service(&self.inner, subscribers, ServiceEvent::Appeared).await;
+    }
+
+    /// Whether a pairing agent is registered.
+    pub fn agent_registered(&self) -> bool {
+        lock(&self.inner.state)
+            .agent
+            .as_ref()
+            .is_some_and(|a| !a.is_closed())
+    }
+
+    /// The profiles registered (and still listened to) now.
+    pub fn registered_profiles(&self) -> Vec<ProfileKind> {
+        let state = lock(&self.inner.state);
+        let mut kinds: Vec<ProfileKind> = state
+            .profiles
+            .iter()
+            .filter(|(_, tx)| !tx.is_closed())
+            .map(|(k, _)| *k)
+            .collect();
+        kinds.sort_by_key(|k| k.uuid());
+        kinds
+    }
+
     fn record(&self, call: BluetoothCall) -> Result<(), BluetoothError> {
         let failure = {
             let mut state = lock(&self.inner.state);
             state.calls.push(call.clone());
             let pos = state.failures.iter().position(|(c, _)| *c == call);
-            pos.and_then(|i| state.failures.remove(i)).map(|(_, e)| e)
+            let injected = pos.and_then(|i| state.failures.remove(i)).map(|(_, e)| e);
+            injected.or_else(|| {
+                (!state.service_up && call != BluetoothCall::ServiceEvents).then(|| {
+                    BluetoothError::ServiceUnavailable("bluetoothd is not running (mock)".into())
+                })
+            })
         };
         self.inner
             .expectations
@@ -320,6 +388,34 @@ impl BluetoothHost for MockBluetooth {
         self.radio().broadcast(DeviceEvent::Removed(device)).await;
         Ok(())
     }
+
+    async fn service_events(&self) -> Result<mpsc::Receiver<ServiceEvent>, BluetoothError> {
+        self.record(BluetoothCall::ServiceEvents)?;
+        let (tx, rx) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
+        let up = {
+            let mut state = lock(&self.inner.state);
+            state.service_subscribers.push(tx.clone());
+            state.service_up
+        };
+        if !up {
+            // Cannot fail: the channel is new and empty.
+            let _ = tx.try_send(ServiceEvent::Vanished);
+        }
+        Ok(rx)
+    }
+}
+
+async fn notify_service(
+    inner: &Inner,
+    subscribers: Vec<mpsc::Sender<ServiceEvent>>,
+    event: ServiceEvent,
+) {
+    for tx in subscribers {
+        let _ = tx.send(event).await;
+    }
+    lock(&inner.state)
+        .service_subscribers
+        .retain(|tx| !tx.is_closed());
 }
 
 impl MockRadio {
