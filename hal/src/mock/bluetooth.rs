@@ -125,6 +125,19 @@ pub enum RadioError {
     ProfileNotRegistered(ProfileKind),
 }
 
+impl State {
+    /// The host's record of `address`, created unknown (not paired, trusted or connected).
+    fn device_entry(&mut self, address: Address) -> &mut DeviceInfo {
+        self.devices.entry(address).or_insert_with(|| DeviceInfo {
+            address,
+            name: None,
+            paired: false,
+            trusted: false,
+            connected: false,
+        })
+    }
+}
+
 impl Default for MockBluetooth {
     fn default() -> Self {
         Self::new()
@@ -430,13 +443,7 @@ impl MockRadio {
         let info = {
             let mut state = lock(&self.inner.state);
             state.listeners.insert(address, tx);
-            let d = state.devices.entry(address).or_insert_with(|| DeviceInfo {
-                address,
-                name: None,
-                paired: false,
-                trusted: false,
-                connected: false,
-            });
+            let d = state.device_entry(address);
             d.name = Some(name.to_owned());
             d.clone()
         };
@@ -509,13 +516,7 @@ impl MockRadio {
         accepted.map_err(|_| RadioError::Rejected)?;
         let info = {
             let mut state = lock(&self.inner.state);
-            let d = state.devices.entry(address).or_insert_with(|| DeviceInfo {
-                address,
-                name: None,
-                paired: false,
-                trusted: false,
-                connected: false,
-            });
+            let d = state.device_entry(address);
             d.paired = true;
             d.connected = true;
             d.clone()
