@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -234,7 +234,7 @@ impl BluetoothHost for BluezHost {
         drop(self.registrations().agent.take());
         let handle = self
             .session
-            .register_agent(pairing_agent(tx))
+            .register_agent(pairing_agent(tx, self.adapter.name().to_owned()))
             .await
             .map_err(backend_error)?;
         self.registrations().agent = Some(handle);
@@ -584,12 +584,28 @@ fn apply_property(info: &mut DeviceInfo, property: DeviceProperty) -> bool {
 // ---------------------------------------------------------------------------------------------
 // Pairing agent
 
-/// A bluer agent that forwards every request to the daemon over `tx` and awaits the answer.
-fn pairing_agent(tx: mpsc::Sender<AgentRequest>) -> Agent {
+/// A bluer agent that forwards every request for our adapter (`adapter`, e.g. `hci0`) to the
+/// daemon over `tx` and awaits the answer.
+///
+/// The default agent serves every adapter on the machine; a request for another adapter is
+/// refused here rather than decided by codriver's policy, which is only about the car's own.
+fn pairing_agent(tx: mpsc::Sender<AgentRequest>, adapter: String) -> Agent {
+    let ours = Arc::new(move |requested: &str| {
+        let ok = requested == adapter;
+        if !ok {
+            tracing::info!(requested, "agent request for another adapter refused");
+        }
+        ok
+    });
     let t = tx.clone();
+    let o = ours.clone();
     let request_confirmation: RequestConfirmationFn = Box::new(move |req| {
         let tx = t.clone();
+        let ours = o.clone();
         Box::pin(async move {
+            if !ours(&req.adapter) {
+                return Err(ReqError::Rejected);
+            }
             let device = from_bluer(req.device);
             ask(&tx, AGENT_TIMEOUT, |reply| AgentRequest::Confirm {
                 device,
@@ -600,9 +616,14 @@ fn pairing_agent(tx: mpsc::Sender<AgentRequest>) -> Agent {
         })
     });
     let t = tx.clone();
+    let o = ours.clone();
     let request_pin_code: RequestPinCodeFn = Box::new(move |req| {
         let tx = t.clone();
+        let ours = o.clone();
         Box::pin(async move {
+            if !ours(&req.adapter) {
+                return Err(ReqError::Rejected);
+            }
             let device = from_bluer(req.device);
             ask(&tx, AGENT_TIMEOUT, |reply| AgentRequest::PinCode {
                 device,
@@ -612,9 +633,14 @@ fn pairing_agent(tx: mpsc::Sender<AgentRequest>) -> Agent {
         })
     });
     let t = tx.clone();
+    let o = ours.clone();
     let request_passkey: RequestPasskeyFn = Box::new(move |req| {
         let tx = t.clone();
+        let ours = o.clone();
         Box::pin(async move {
+            if !ours(&req.adapter) {
+                return Err(ReqError::Rejected);
+            }
             let device = from_bluer(req.device);
             ask(&tx, AGENT_TIMEOUT, |reply| AgentRequest::Passkey {
                 device,
@@ -624,9 +650,14 @@ fn pairing_agent(tx: mpsc::Sender<AgentRequest>) -> Agent {
         })
     });
     let t = tx.clone();
+    let o = ours.clone();
     let display_passkey: DisplayPasskeyFn = Box::new(move |req| {
         let tx = t.clone();
+        let ours = o.clone();
         Box::pin(async move {
+            if !ours(&req.adapter) {
+                return Err(ReqError::Rejected);
+            }
             // BlueZ calls again for every digit typed on the phone; announce only once.
             if req.entered == 0 {
                 let request = AgentRequest::DisplayPasskey {
@@ -649,9 +680,14 @@ fn pairing_agent(tx: mpsc::Sender<AgentRequest>) -> Agent {
         })
     });
     let t = tx.clone();
+    let o = ours.clone();
     let request_authorization: RequestAuthorizationFn = Box::new(move |req| {
         let tx = t.clone();
+        let ours = o.clone();
         Box::pin(async move {
+            if !ours(&req.adapter) {
+                return Err(ReqError::Rejected);
+            }
             let device = from_bluer(req.device);
             ask(&tx, AGENT_TIMEOUT, |reply| AgentRequest::Authorize {
                 device,
@@ -661,9 +697,14 @@ fn pairing_agent(tx: mpsc::Sender<AgentRequest>) -> Agent {
         })
     });
     let t = tx;
+    let o = ours;
     let authorize_service: AuthorizeServiceFn = Box::new(move |req| {
         let tx = t.clone();
+        let ours = o.clone();
         Box::pin(async move {
+            if !ours(&req.adapter) {
+                return Err(ReqError::Rejected);
+            }
             let device = from_bluer(req.device);
             let uuid = req.service.to_string();
             ask(&tx, AGENT_TIMEOUT, |reply| AgentRequest::AuthorizeService {
@@ -752,7 +793,9 @@ fn bluer_profile(spec: &ProfileSpec) -> Result<Profile, BluetoothError> {
         channel,
         require_authentication: Some(true),
         require_authorization: Some(false),
-        auto_connect: Some(true),
+        // codriver's link manager decides when to connect which phone (priority, backoff,
+        // "stop reconnecting"); bluetoothd connecting on its own would bypass it.
+        auto_connect: Some(false),
         version: spec.version,
         features: spec.features,
         ..Default::default()
