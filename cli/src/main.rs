@@ -1,9 +1,15 @@
 //! `codriverctl`: talks to codriverd over its D-Bus API (`org.codriver.Codriver1`).
+//!
+//! Every command that prints has a human-readable form and, with `--json`, one JSON document
+//! on one line. Failures print `codriverctl: <error>` on stderr and exit 1; D-Bus errors keep
+//! their name (`org.codriver.Codriver1.Error.NotPossible`) so scripts can tell them apart.
 
+use std::collections::HashMap;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use futures_util::StreamExt;
+use zbus::zvariant::{OwnedObjectPath, OwnedValue};
 
 /// Control and watch codriverd, the car head unit's co-driver for your phone.
 #[derive(Debug, Parser)]
@@ -23,22 +29,42 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
-    /// Show the daemon's state: version, pairing window, connected phones.
+    /// Show the daemon's state: version, pairing window, phones, volume.
     Status,
+    /// List the phones with a Hands-Free connection: name, battery, signal, service.
+    Phones,
     /// Pairing: open or close the window, approve or reject a waiting phone.
     Pair {
         #[command(subcommand)]
         action: PairAction,
     },
-    /// Calls on the connected phone.
+    /// Calls on the active phone: list, answer, hang up, dial, DTMF, hold.
+    #[command(alias = "calls")]
     Call {
+        /// What to do; without it, list the calls.
         #[command(subcommand)]
-        action: CallAction,
+        action: Option<CallAction>,
     },
+    /// Voice messages (not available yet).
+    Messages,
+    /// Show the volume, or turn it up or down one step (the call's volume during a call).
+    Volume {
+        /// `up` or `down`; without it, show the volume.
+        #[arg(value_enum)]
+        direction: Option<Direction>,
+    },
+    /// Start the active phone's voice assistant (Siri, Google Assistant).
+    Assistant,
     /// Stop trying to reconnect phones (until one connects by itself or codriverd restarts).
     StopReconnecting,
     /// Print every daemon event as it happens, until interrupted.
     Watch,
+    /// Print a shell completion script, e.g. `codriverctl completions bash > /etc/bash_completion.d/codriverctl`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: Shell,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -55,6 +81,8 @@ enum PairAction {
 
 #[derive(Debug, Subcommand)]
 enum CallAction {
+    /// List the calls of every connected phone.
+    List,
     /// Answer the ringing call.
     Answer,
     /// Reject the ringing call or end the active one.
@@ -64,6 +92,27 @@ enum CallAction {
         /// The number, e.g. +15550100.
         number: String,
     },
+    /// Send DTMF tones in the active call.
+    Dtmf {
+        /// Tones: 0-9, *, #, A-D, e.g. 1234#.
+        tones: String,
+    },
+    /// Hold the active call and take the held or waiting one (swap).
+    #[command(alias = "swap")]
+    Hold,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Direction {
+    Up,
+    Down,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Shell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[zbus::proxy(
@@ -80,6 +129,8 @@ trait Daemon {
     fn pending_pairing(&self) -> zbus::Result<String>;
     #[zbus(property)]
     fn connected_phones(&self) -> zbus::Result<Vec<String>>;
+    #[zbus(property)]
+    fn volume(&self) -> zbus::Result<u8>;
     fn open_pairing_window(&self) -> zbus::Result<()>;
     fn close_pairing_window(&self) -> zbus::Result<()>;
     fn approve_pairing(&self) -> zbus::Result<()>;
@@ -88,12 +139,42 @@ trait Daemon {
     fn answer(&self) -> zbus::Result<()>;
     fn hangup(&self) -> zbus::Result<()>;
     fn dial(&self, number: &str) -> zbus::Result<()>;
+    fn swap(&self) -> zbus::Result<()>;
+    fn send_dtmf(&self, tones: &str) -> zbus::Result<()>;
+    fn voice_assistant(&self) -> zbus::Result<()>;
+    fn volume_up(&self) -> zbus::Result<()>;
+    fn volume_down(&self) -> zbus::Result<()>;
     #[zbus(signal)]
     fn event(&self, line: String) -> zbus::Result<()>;
 }
 
+const PHONE_INTERFACE: &str = "org.codriver.Codriver1.Phone";
+const CALL_INTERFACE: &str = "org.codriver.Codriver1.Call";
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Cmd::Completions { shell } = cli.command {
+        let shell = match shell {
+            Shell::Bash => clap_complete::Shell::Bash,
+            Shell::Zsh => clap_complete::Shell::Zsh,
+            Shell::Fish => clap_complete::Shell::Fish,
+        };
+        clap_complete::generate(
+            shell,
+            &mut Cli::command(),
+            "codriverctl",
+            &mut std::io::stdout(),
+        );
+        return ExitCode::SUCCESS;
+    }
+    if let Cmd::Messages = cli.command {
+        // Voice messages arrive with the messages service; say so instead of failing obscurely.
+        eprintln!("codriverctl: messages are not available yet in this codriverd");
+        if cli.json {
+            println!("{{\"error\":\"messages are not available yet\"}}");
+        }
+        return ExitCode::FAILURE;
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -120,15 +201,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         zbus::Connection::system().await?
     };
     let daemon = DaemonProxy::new(&conn).await?;
+    let json = cli.json;
     match cli.command {
         Cmd::Status => {
             let version = daemon.version().await?;
             let window = daemon.pairing_window_open().await?;
             let pending = daemon.pending_pairing().await?;
             let phones = daemon.connected_phones().await?;
-            if cli.json {
+            let volume = daemon.volume().await?;
+            if json {
                 println!(
-                    "{{\"version\":{},\"pairing_window_open\":{window},\"pending_pairing\":{},\"connected_phones\":[{}]}}",
+                    "{{\"version\":{},\"pairing_window_open\":{window},\"pending_pairing\":{},\"connected_phones\":[{}],\"volume\":{volume}}}",
                     json_string(&version),
                     if pending.is_empty() {
                         "null".to_owned()
@@ -152,6 +235,42 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 } else {
                     println!("phones: {}", phones.join(", "));
                 }
+                println!("volume: {volume}%");
+            }
+        }
+        Cmd::Phones => {
+            let objects = Objects::fetch(&conn).await?;
+            let phones = objects.with(PHONE_INTERFACE);
+            if json {
+                let items: Vec<String> = phones.iter().map(|(_, p)| p.json()).collect();
+                println!("[{}]", items.join(","));
+            } else if phones.is_empty() {
+                println!("no phone connected");
+            } else {
+                for (_, p) in phones {
+                    let level = |name: &str| match p.i64(name) {
+                        n if n < 0 => "?".to_owned(),
+                        n => format!("{n}/5"),
+                    };
+                    println!(
+                        "{} {}{}{}: battery {}, signal {}, {}",
+                        p.str("Address"),
+                        p.str("Name"),
+                        if p.bool("Active") { " (active)" } else { "" },
+                        if p.bool("Connected") {
+                            ""
+                        } else {
+                            " (connecting)"
+                        },
+                        level("Battery"),
+                        level("Signal"),
+                        if p.bool("Service") {
+                            "service"
+                        } else {
+                            "no service"
+                        },
+                    );
+                }
             }
         }
         Cmd::Pair { action } => match action {
@@ -160,15 +279,54 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             PairAction::Approve => daemon.approve_pairing().await?,
             PairAction::Reject => daemon.reject_pairing().await?,
         },
-        Cmd::Call { action } => match action {
+        Cmd::Call { action } => match action.unwrap_or(CallAction::List) {
+            CallAction::List => {
+                let objects = Objects::fetch(&conn).await?;
+                let calls = objects.with(CALL_INTERFACE);
+                if json {
+                    let items: Vec<String> = calls.iter().map(|(_, c)| c.json()).collect();
+                    println!("[{}]", items.join(","));
+                } else if calls.is_empty() {
+                    println!("no calls");
+                } else {
+                    for (path, c) in calls {
+                        let who = match (c.str("Name"), c.str("Number")) {
+                            ("", "") => "unknown".to_owned(),
+                            ("", number) => number.to_owned(),
+                            (name, "") => name.to_owned(),
+                            (name, number) => format!("{name} ({number})"),
+                        };
+                        let n = path.as_str().rsplit('/').next().unwrap_or("?");
+                        println!("call {n}: {} {} {who}", c.str("State"), c.str("Direction"));
+                    }
+                }
+            }
             CallAction::Answer => daemon.answer().await?,
             CallAction::Hangup => daemon.hangup().await?,
             CallAction::Dial { number } => daemon.dial(&number).await?,
+            CallAction::Dtmf { tones } => daemon.send_dtmf(&tones).await?,
+            CallAction::Hold => daemon.swap().await?,
         },
+        Cmd::Volume { direction } => {
+            match direction {
+                Some(Direction::Up) => daemon.volume_up().await?,
+                Some(Direction::Down) => daemon.volume_down().await?,
+                None => {}
+            }
+            if direction.is_none() {
+                let volume = daemon.volume().await?;
+                if json {
+                    println!("{{\"volume\":{volume}}}");
+                } else {
+                    println!("volume: {volume}%");
+                }
+            }
+        }
+        Cmd::Assistant => daemon.voice_assistant().await?,
         Cmd::StopReconnecting => daemon.stop_reconnecting().await?,
         Cmd::Watch => {
             let mut events = daemon.receive_event().await?;
-            if !cli.json {
+            if !json {
                 // Printed once the subscription is in place: nothing after this line is missed.
                 println!(
                     "# watching codriverd {} (Ctrl-C to stop)",
@@ -177,15 +335,127 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             while let Some(signal) = events.next().await {
                 let line = signal.args()?.line;
-                if cli.json {
+                if json {
                     println!("{{\"event\":{}}}", json_string(&line));
                 } else {
                     println!("{line}");
                 }
             }
         }
+        // Handled before connecting.
+        Cmd::Completions { .. } | Cmd::Messages => {}
     }
     Ok(())
+}
+
+/// The managed objects under the daemon's object manager.
+struct Objects(Vec<(OwnedObjectPath, String, Props)>);
+
+impl Objects {
+    async fn fetch(conn: &zbus::Connection) -> anyhow::Result<Objects> {
+        let manager = zbus::fdo::ObjectManagerProxy::builder(conn)
+            .destination("org.codriver.Codriver1")?
+            .path("/org/codriver/Codriver1")?
+            .build()
+            .await?;
+        let mut out = Vec::new();
+        for (path, interfaces) in manager.get_managed_objects().await? {
+            for (name, props) in interfaces {
+                out.push((path.clone(), name.to_string(), Props(props)));
+            }
+        }
+        // Calls and phones in a stable order: call/2 before call/10.
+        out.sort_by_key(|(p, _, _)| {
+            let s = p.as_str();
+            let n: u64 = s
+                .rsplit('/')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            (
+                s.rsplit_once('/').map(|(a, _)| a.to_owned()),
+                n,
+                s.to_owned(),
+            )
+        });
+        Ok(Objects(out))
+    }
+
+    fn with(&self, interface: &str) -> Vec<(&OwnedObjectPath, &Props)> {
+        self.0
+            .iter()
+            .filter(|(_, i, _)| i == interface)
+            .map(|(p, _, props)| (p, props))
+            .collect()
+    }
+}
+
+/// One object's properties, as `GetManagedObjects` returns them.
+struct Props(HashMap<String, OwnedValue>);
+
+impl Props {
+    fn str(&self, name: &str) -> &str {
+        self.0
+            .get(name)
+            .and_then(|v| v.downcast_ref::<&str>().ok())
+            .unwrap_or("")
+    }
+
+    fn bool(&self, name: &str) -> bool {
+        self.0
+            .get(name)
+            .and_then(|v| v.downcast_ref::<bool>().ok())
+            .unwrap_or(false)
+    }
+
+    fn i64(&self, name: &str) -> i64 {
+        let Some(v) = self.0.get(name) else {
+            return -1;
+        };
+        v.downcast_ref::<i16>()
+            .map(i64::from)
+            .or_else(|_| v.downcast_ref::<u8>().map(i64::from))
+            .unwrap_or(-1)
+    }
+
+    /// The properties as a JSON object, keys in snake_case, sorted.
+    fn json(&self) -> String {
+        let mut keys: Vec<&String> = self.0.keys().collect();
+        keys.sort();
+        let fields: Vec<String> = keys
+            .into_iter()
+            .map(|k| {
+                let v = &self.0[k];
+                let value = if let Ok(b) = v.downcast_ref::<bool>() {
+                    b.to_string()
+                } else if let Ok(s) = v.downcast_ref::<&str>() {
+                    json_string(s)
+                } else if let Ok(p) = v.downcast_ref::<zbus::zvariant::ObjectPath<'_>>() {
+                    json_string(p.as_str())
+                } else {
+                    self.i64(k).to_string()
+                };
+                format!("{}:{value}", json_string(&snake_case(k)))
+            })
+            .collect();
+        format!("{{{}}}", fields.join(","))
+    }
+}
+
+/// `SpeakerVolume` → `speaker_volume`.
+fn snake_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// A JSON string literal (the output is small and fixed; no JSON library needed).

@@ -19,6 +19,9 @@ use crate::tones::Chime;
 /// burst of events cannot queue unbounded audio.
 const MAX_QUEUED_SOUNDS: usize = 8;
 
+/// How much one volume-up or volume-down changes chimes and messages, in percentage points.
+pub const VOLUME_STEP: u8 = 10;
+
 /// Samples written per chunk: 20 ms at 48 kHz. Focus changes take effect between chunks.
 const CHUNK_MS: u32 = 20;
 
@@ -122,6 +125,30 @@ impl AudioRouter {
         *lock(&self.inner.policy) = policy;
     }
 
+    /// Raises (`up`) or lowers the chime and message volume by [`VOLUME_STEP`] percentage
+    /// points, both together; returns the new chime volume in percent, or why not (already at
+    /// the limit). A config reload restores the configured volumes.
+    pub fn step_volume(&self, up: bool) -> Result<u8, String> {
+        let mut policy = lock(&self.inner.policy);
+        let step = f32::from(VOLUME_STEP) / 100.0;
+        let now = policy.chime_gain;
+        if (up && now >= 1.0) || (!up && now <= 0.0) {
+            return Err(format!(
+                "the volume is already at its {}",
+                if up { "maximum" } else { "minimum" }
+            ));
+        }
+        let next = |g: f32| (if up { g + step } else { g - step }).clamp(0.0, 1.0);
+        policy.chime_gain = next(policy.chime_gain);
+        policy.message_gain = next(policy.message_gain);
+        Ok(percent(policy.chime_gain))
+    }
+
+    /// The chime volume in percent.
+    pub fn volume(&self) -> u8 {
+        percent(lock(&self.inner.policy).chime_gain)
+    }
+
     /// Plays a chime (with its own focus) in the background. Returns at once; drops the chime (logged) when too
     /// many sounds are already waiting.
     pub fn chime(&self, chime: Chime) {
@@ -206,6 +233,23 @@ impl AudioRouter {
         }
     }
 
+    /// Waits until nothing above `focus` holds the speakers. Messages call this before they
+    /// start, so a message waits for a call to end instead of being ducked under it (a call
+    /// that starts mid-message then ducks or pauses it under the configured policy).
+    pub async fn wait_until_free(&self, focus: Focus) {
+        let mut rx = self.inner.active.subscribe();
+        loop {
+            let top = rx.borrow_and_update().keys().next_back().copied();
+            if top.is_none_or(|top| top <= focus) {
+                return;
+            }
+            // The sender lives in `self`; `changed` cannot fail while we hold it.
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
     /// The highest focus currently held.
     pub fn current_focus(&self) -> Option<Focus> {
         self.inner.active.borrow().keys().next_back().copied()
@@ -260,6 +304,12 @@ fn lane(focus: Focus) -> usize {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A linear gain as a whole percentage.
+fn percent(gain: f32) -> u8 {
+    // Gains are clamped to 0.0–1.0, so the rounded value fits.
+    (gain.clamp(0.0, 1.0) * 100.0).round() as u8
 }
 
 #[cfg(test)]
@@ -321,6 +371,21 @@ mod tests {
             p.samples.iter().all(|&s| s == 4000),
             "resumed at full volume"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_message_waits_for_the_call_to_end_even_when_the_policy_ducks() {
+        let (r, _out, _amp) = router(LowerPriority::Duck(0.25));
+        let call = r.hold(Focus::Call);
+        let r2 = r.clone();
+        let waiting = tokio::spawn(async move { r2.wait_until_free(Focus::VoiceMessage).await });
+        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+        assert!(!waiting.is_finished(), "waits while the call holds focus");
+        // A chime does not hold the message back.
+        let chime = r.hold(Focus::Chime);
+        drop(call);
+        waiting.await.unwrap();
+        drop(chime);
     }
 
     #[tokio::test(start_paused = true)]

@@ -3,7 +3,9 @@
 //! [`GestureDetector`] is a small sans-IO state machine: it takes debounced press/release
 //! edges and its own deadlines, and reports short, long and double presses. A long press fires
 //! as soon as the button has been held long enough (the driver feels it take effect); a short
-//! press is reported once the double-press window has passed without a second press.
+//! press is reported once the double-press window has passed without a second press, or at
+//! once on release when the current context binds no double press to that button
+//! ([`GestureDetector::on_edge_with`]): nothing is gained by waiting then.
 //! [`resolve`] maps a gesture to an action through the configured bindings for the current
 //! context.
 
@@ -74,8 +76,22 @@ impl GestureDetector {
         self.timing = timing;
     }
 
-    /// Feeds one edge; returns a gesture when the edge completes one.
+    /// Feeds one edge; returns a gesture when the edge completes one. A double press may be
+    /// bound: a short press waits out the double-press window.
     pub fn on_edge(&mut self, button: &str, pressed: bool, at: Instant) -> Option<ButtonGesture> {
+        self.on_edge_with(button, pressed, at, true)
+    }
+
+    /// Feeds one edge. `double_bound` says whether a double press of `button` means anything
+    /// now; when it does not, a short press is reported at its release instead of after the
+    /// double-press window (lower latency), and a quick second press starts a new gesture.
+    pub fn on_edge_with(
+        &mut self,
+        button: &str,
+        pressed: bool,
+        at: Instant,
+        double_bound: bool,
+    ) -> Option<ButtonGesture> {
         let timing = self.timing;
         let (state, last_edge) = self
             .buttons
@@ -90,6 +106,7 @@ impl GestureDetector {
             (State::Down(since), false) if at - since >= timing.long_press => {
                 (State::Idle, Some(Gesture::Long))
             }
+            (State::Down(_), false) if !double_bound => (State::Idle, Some(Gesture::Short)),
             (State::Down(_), false) => (State::Released(at), None),
             (State::LongFired, false) => (State::Idle, None),
             (State::Released(r), true) if at - r <= timing.double_press => {
@@ -168,6 +185,26 @@ pub fn resolve(
         .map(|b| b.action)
 }
 
+/// Whether a double press of `button` has an action in `contexts` (else a short press need
+/// not wait for a second one).
+pub fn double_bound(bindings: &[BindingConfig], button: &str, contexts: &[BindingContext]) -> bool {
+    let double = ButtonGesture {
+        button: button.to_owned(),
+        gesture: Gesture::Double,
+    };
+    resolve(bindings, &double, contexts).is_some()
+}
+
+/// The action of a rotary encoder detent (see `codriver_hal::RotaryEncoder`): volume up
+/// clockwise, down counter-clockwise; `None` for any other button.
+pub fn rotary_action(button: &str) -> Option<Action> {
+    match button {
+        codriver_hal::ROTARY_CLOCKWISE => Some(Action::VolumeUp),
+        codriver_hal::ROTARY_COUNTER_CLOCKWISE => Some(Action::VolumeDown),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,6 +263,34 @@ mod tests {
         let g = d.on_edge("phone", false, ms(t0, 330));
         assert_eq!(g.map(|g| g.gesture), Some(Gesture::Double));
         assert!(d.on_timeout(ms(t0, 5000)).is_empty());
+    }
+
+    #[test]
+    fn short_press_at_release_when_no_double_is_bound() {
+        let t0 = Instant::now();
+        let mut d = GestureDetector::new(T);
+        assert_eq!(d.on_edge_with("phone", true, t0, false), None);
+        let g = d.on_edge_with("phone", false, ms(t0, 100), false);
+        assert_eq!(g.map(|g| g.gesture), Some(Gesture::Short));
+        assert_eq!(d.poll_timeout(), None, "nothing left to wait for");
+        // A quick second press is a gesture of its own, not half of a double press.
+        d.on_edge_with("phone", true, ms(t0, 200), false);
+        let g = d.on_edge_with("phone", false, ms(t0, 280), false);
+        assert_eq!(g.map(|g| g.gesture), Some(Gesture::Short));
+        assert!(d.on_timeout(ms(t0, 5000)).is_empty());
+    }
+
+    #[test]
+    fn long_press_is_unchanged_without_a_double_binding() {
+        let t0 = Instant::now();
+        let mut d = GestureDetector::new(T);
+        d.on_edge_with("phone", true, t0, false);
+        assert_eq!(d.on_timeout(ms(t0, 800))[0].gesture, Gesture::Long);
+        assert_eq!(d.on_edge_with("phone", false, ms(t0, 900), false), None);
+        // Released after the long threshold without a timer turn: still long, not short.
+        d.on_edge_with("phone", true, ms(t0, 2000), false);
+        let g = d.on_edge_with("phone", false, ms(t0, 2900), false);
+        assert_eq!(g.map(|g| g.gesture), Some(Gesture::Long));
     }
 
     #[test]

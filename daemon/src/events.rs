@@ -8,7 +8,7 @@ use std::fmt;
 use std::time::Duration;
 
 use codriver_hal::{Address, ProfileKind};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 /// Capacity of the event broadcast channel.
 pub const EVENT_CAPACITY: usize = 256;
@@ -130,6 +130,31 @@ pub enum DaemonEvent {
         /// The phone, or `None` when no phone is connected.
         device: Option<Address>,
     },
+    /// A phone's messaging app connected over the companion protocol.
+    CompanionConnected {
+        /// The device name from its `HELLO`.
+        device_name: String,
+    },
+    /// A voice or text message was stored durably and acknowledged to the phone.
+    MessageReceived {
+        /// The phone's message id.
+        id: String,
+        /// `voice` or `text`.
+        kind: &'static str,
+        /// The sender's display name.
+        from: String,
+    },
+    /// A message started playing (or being read aloud) and moved to the listened ones: it is
+    /// not played again by itself, even after a crash mid-playback.
+    MessagePlayed {
+        /// The message id.
+        id: String,
+    },
+    /// The phone was told a message was listened to.
+    ListenedReceiptSent {
+        /// The message id.
+        id: String,
+    },
     /// Graceful shutdown began.
     ShuttingDown,
 }
@@ -190,6 +215,14 @@ impl fmt::Display for DaemonEvent {
             DaemonEvent::ReconnectStopped => f.write_str("reconnect-stopped"),
             DaemonEvent::ActivePhone { device: Some(d) } => write!(f, "active-phone {d}"),
             DaemonEvent::ActivePhone { device: None } => f.write_str("active-phone -"),
+            DaemonEvent::CompanionConnected { device_name } => {
+                write!(f, "companion-connected {device_name}")
+            }
+            DaemonEvent::MessageReceived { id, kind, from } => {
+                write!(f, "message-received {id} {kind} {from}")
+            }
+            DaemonEvent::MessagePlayed { id } => write!(f, "message-played {id}"),
+            DaemonEvent::ListenedReceiptSent { id } => write!(f, "listened-receipt-sent {id}"),
             DaemonEvent::ShuttingDown => f.write_str("shutting-down"),
         }
     }
@@ -212,6 +245,10 @@ pub enum Command {
     Call(CallAction, Reply),
     /// Replace the running configuration.
     Reload(Box<codriver_config::Config>, Reply),
+    /// A telephony action on a given phone (a call object of the D-Bus API).
+    CallOn(Address, CallAction, Reply),
+    /// Volume up (`true`) or down: the call's speaker gain in a call, else chimes and messages.
+    Volume(bool, Reply),
 }
 
 /// Where a command's outcome goes: `Ok`, or why it could not apply.
@@ -244,6 +281,56 @@ pub enum CallAction {
     VoiceAssistant(bool),
     /// Set the speaker volume on the HFP 0–15 scale.
     SpeakerVolume(u8),
+    /// End one call of several, keeping the others (AT+CHLD=1x).
+    ReleaseCall(u8),
+    /// Send DTMF tones (`0-9`, `*`, `#`, `A-D`) in the active call, one `AT+VTS` each.
+    SendDtmf(String),
+}
+
+/// What the daemon knows about phones and calls now, for the D-Bus objects: the main loop
+/// publishes it on a watch channel after every turn in which it changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Phones with a Hands-Free link, by address.
+    pub phones: Vec<PhoneSnapshot>,
+    /// Chime and message volume, percent.
+    pub volume: u8,
+}
+
+/// One phone with a Hands-Free link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhoneSnapshot {
+    /// The phone's address.
+    pub address: Address,
+    /// Its name as BlueZ knows it, or "".
+    pub name: String,
+    /// The service level connection is up: calls can flow.
+    pub connected: bool,
+    /// This phone takes call actions (buttons, `Answer` on the daemon object).
+    pub active: bool,
+    /// Indicators from the phone, by name (`battchg`, `signal`, `service`, `roam`, …).
+    pub indicators: Vec<(String, u8)>,
+    /// The call's speaker gain, 0–15, once known.
+    pub speaker_volume: Option<u8>,
+    /// The phone's calls.
+    pub calls: Vec<CallSnapshot>,
+}
+
+/// One call of a phone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallSnapshot {
+    /// The phone's index of the call (`+CLCC`), 1 and up.
+    pub index: u8,
+    /// `incoming`, `waiting`, `dialing`, `alerting`, `active` or `held`.
+    pub state: String,
+    /// `incoming` or `outgoing`.
+    pub direction: String,
+    /// The remote number, or "".
+    pub number: String,
+    /// The remote name, or "".
+    pub name: String,
+    /// Part of a conference call.
+    pub multiparty: bool,
 }
 
 /// A cheap, cloneable handle to a running daemon: send commands, watch events.
@@ -251,6 +338,7 @@ pub enum CallAction {
 pub struct DaemonHandle {
     pub(crate) commands: mpsc::Sender<Command>,
     pub(crate) events: broadcast::Sender<DaemonEvent>,
+    pub(crate) snapshot: watch::Receiver<Snapshot>,
 }
 
 impl DaemonHandle {
@@ -262,6 +350,11 @@ impl DaemonHandle {
             .await
             .map_err(|_| "the daemon has stopped".to_owned())?;
         rx.await.map_err(|_| "the daemon has stopped".to_owned())?
+    }
+
+    /// Watches the phones and calls (see [`Snapshot`]).
+    pub fn snapshot(&self) -> watch::Receiver<Snapshot> {
+        self.snapshot.clone()
     }
 
     /// Subscribes to events from now on.

@@ -12,7 +12,7 @@ use codriver_config::{Config, GpioPin};
 use codriver_hal::audio::{InputOptions, OutputOptions, open_input, open_output};
 use codriver_hal::linux::bluetooth::BluezHost;
 use codriver_hal::linux::evdev::EvdevKeys;
-use codriver_hal::linux::gpio::{PinSpec, gpio_amplifier, gpio_button};
+use codriver_hal::linux::gpio::{PinSpec, gpio_amplifier, gpio_button, gpio_rotary};
 use codriver_hal::{Amplifier, ButtonSource, Hal};
 
 /// Opens every piece of hardware the config names. Must run inside the tokio runtime.
@@ -49,6 +49,17 @@ pub async fn build(config: &Config) -> anyhow::Result<Hal> {
         )
         .with_context(|| format!("opening button {} on GPIO line {}", b.name, b.line.get()))?;
         buttons.push(Box::new(button));
+    }
+    if let Some(rotary) = &controls.rotary {
+        let encoder = gpio_rotary(&controls.gpio_chip, rotary.a.get(), rotary.b.get())
+            .with_context(|| {
+                format!(
+                    "opening the rotary encoder on GPIO lines {} and {}",
+                    rotary.a.get(),
+                    rotary.b.get()
+                )
+            })?;
+        buttons.push(Box::new(encoder));
     }
     if let Some(device) = &controls.evdev.device {
         let keys: HashMap<String, String> = controls

@@ -20,6 +20,7 @@ pub mod events;
 pub mod hardware;
 pub mod link;
 pub mod logging;
+pub mod messages;
 pub mod notify;
 pub mod pairing;
 pub mod simulate;
@@ -35,12 +36,14 @@ use codriver_hal::{
     AgentRequest, BluetoothError, BluetoothHost, ButtonEvent, DeviceEvent, Hal, ProfileConnection,
     ProfileKind, ProfileSpec, ServiceEvent,
 };
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::{Duration, Instant};
 
 use crate::audio::{AudioPolicy, AudioRouter};
 use crate::controls::{ButtonGesture, GestureDetector, GestureTiming};
-use crate::events::{CallAction, Command, DaemonEvent, DaemonHandle, publish};
+use crate::events::{
+    CallAction, CallSnapshot, Command, DaemonEvent, DaemonHandle, PhoneSnapshot, Snapshot, publish,
+};
 use crate::link::Link;
 use crate::notify::Notifier;
 use crate::pairing::ConfirmSource;
@@ -89,6 +92,7 @@ pub struct Daemon {
     commands_tx: mpsc::Sender<Command>,
     commands: mpsc::Receiver<Command>,
     notifier: Notifier,
+    snapshot: watch::Sender<Snapshot>,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -110,6 +114,7 @@ impl Daemon {
             commands_tx,
             commands,
             notifier: Notifier::from_env(),
+            snapshot: watch::channel(Snapshot::default()).0,
         }
     }
 
@@ -118,6 +123,7 @@ impl Daemon {
         DaemonHandle {
             commands: self.commands_tx.clone(),
             events: self.events.clone(),
+            snapshot: self.snapshot.subscribe(),
         }
     }
 
@@ -130,6 +136,7 @@ impl Daemon {
             commands_tx,
             mut commands,
             notifier,
+            snapshot,
         } = self;
         let Hal {
             bluetooth: host,
@@ -164,6 +171,7 @@ impl Daemon {
                 DaemonHandle {
                     commands: commands_tx.clone(),
                     events: events.clone(),
+                    snapshot: snapshot.subscribe(),
                 },
             )
             .await
@@ -179,6 +187,21 @@ impl Daemon {
         };
 
         audio.chime(Chime::Startup);
+        // Voice messages are optional for the car's job: a spool or listener problem is
+        // logged, not fatal. Dropping `_messages` at the end stops its tasks.
+        let _messages = match messages::Messages::start(
+            &config.messages,
+            audio.clone(),
+            events.clone(),
+        )
+        .await
+        {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!(error = %e, "voice messages unavailable");
+                None
+            }
+        };
         let mut link = Link::new(host.clone(), audio.clone(), events.clone(), config.clone());
         link.start().await?;
 
@@ -262,11 +285,7 @@ impl Daemon {
                     None => state.registration_closed("Hands-Free profile", &mut bluez.hfp),
                 },
                 edge = recv(&mut button_rx) => match edge {
-                    Some(edge) => {
-                        if let Some(g) = state.gestures.on_edge(&edge.button, edge.pressed, edge.at) {
-                            state.on_gesture(g).await;
-                        }
-                    }
+                    Some(edge) => state.on_edge(edge).await,
                     None => {
                         tracing::info!("no button source is left; buttons are unavailable");
                         button_rx = None;
@@ -283,6 +302,7 @@ impl Daemon {
                     }
                 }
             }
+            snapshot.send_if_modified(|s| state.snapshot_into(s));
         }
 
         tracing::info!("shutting down");
@@ -381,6 +401,8 @@ struct State {
 struct Phone {
     link: HfpLink,
     calls: CallSummary,
+    /// What the D-Bus objects show: SLC state, indicators, speaker gain, the call list.
+    shown: PhoneSnapshot,
 }
 
 impl State {
@@ -493,6 +515,14 @@ impl State {
                 reply.send(Ok(()));
             }
             Command::Call(action, reply) => reply.send(self.call_action(action)),
+            Command::CallOn(device, action, reply) => reply.send(match self.phones.get(&device) {
+                Some(phone) => phone.link.command(action),
+                None => Err(format!("{device} has no Hands-Free connection")),
+            }),
+            Command::Volume(up, reply) => {
+                let contexts = self.contexts();
+                reply.send(self.volume(up, &contexts));
+            }
             Command::Reload(config, reply) => {
                 self.apply_config(Arc::new(*config));
                 reply.send(Ok(()));
@@ -530,6 +560,15 @@ impl State {
             Phone {
                 link,
                 calls: CallSummary::default(),
+                shown: PhoneSnapshot {
+                    address: device,
+                    name: String::new(),
+                    connected: false,
+                    active: false,
+                    indicators: Vec::new(),
+                    speaker_volume: None,
+                    calls: Vec::new(),
+                },
             },
         );
         self.refresh_active_phone();
@@ -566,6 +605,7 @@ impl State {
                 let summary = CallSummary::of(&calls);
                 if let Some(p) = self.phones.get_mut(&device) {
                     p.calls = summary;
+                    p.show(&events, &calls);
                 }
                 self.refresh_active_phone();
                 for event in events {
@@ -617,6 +657,35 @@ impl State {
         out
     }
 
+    /// A button edge: a rotary detent acts at once; other edges go through the gesture
+    /// detector, which reports a short press at release when no double press is bound now.
+    async fn on_edge(&mut self, edge: ButtonEvent) {
+        if let Some(action) = controls::rotary_action(&edge.button) {
+            let gesture = ButtonGesture {
+                button: edge.button,
+                gesture: codriver_config::Gesture::Short,
+            };
+            let contexts = self.contexts();
+            self.perform(action, gesture, contexts).await;
+            return;
+        }
+        let double_bound = !edge.pressed
+            && controls::double_bound(
+                &self.config.controls.effective_bindings(),
+                &edge.button,
+                &self.contexts(),
+            );
+        let gesture = self.gestures.on_edge_with(
+            &edge.button,
+            edge.pressed,
+            edge.at,
+            edge.pressed || double_bound,
+        );
+        if let Some(g) = gesture {
+            self.on_gesture(g).await;
+        }
+    }
+
     async fn on_gesture(&mut self, gesture: ButtonGesture) {
         let contexts = self.contexts();
         let bindings = self.config.controls.effective_bindings();
@@ -624,6 +693,16 @@ impl State {
             self.refuse(&gesture, &contexts);
             return;
         };
+        self.perform(action, gesture, contexts).await;
+    }
+
+    /// Carries out `action`; a chime confirms it, the error tone says it could not apply.
+    async fn perform(
+        &mut self,
+        action: Action,
+        gesture: ButtonGesture,
+        contexts: Vec<BindingContext>,
+    ) {
         tracing::info!(%gesture, action = %action, "button action");
         let outcome = match action {
             Action::ConfirmPairing | Action::RejectPairing => {
@@ -643,6 +722,10 @@ impl State {
             Action::Reject | Action::Hangup => self.call_action(CallAction::Hangup),
             Action::Swap | Action::Hold => self.call_action(CallAction::Swap),
             Action::VoiceAssistant => self.call_action(CallAction::VoiceAssistant(true)),
+            Action::VolumeUp | Action::VolumeDown => {
+                self.volume(action == Action::VolumeUp, &contexts)
+            }
+            // Voice messages arrive with the messages service.
             other => Err(format!("{other} is not available yet")),
         };
         match outcome {
@@ -678,12 +761,110 @@ impl State {
         self.audio.chime(Chime::Error);
     }
 
+    /// Volume up or down: in a call the phone's speaker gain (`AT+VGS`), otherwise chimes
+    /// and messages in the audio router.
+    fn volume(&mut self, up: bool, contexts: &[BindingContext]) -> Result<(), String> {
+        let in_call = contexts
+            .iter()
+            .any(|c| matches!(c, BindingContext::InCall | BindingContext::CallWaiting));
+        if !in_call {
+            return self.audio.step_volume(up).map(drop);
+        }
+        let Some((device, _)) = self.active_phone() else {
+            return Err("no phone is connected".to_owned());
+        };
+        let Some(phone) = self.phones.get_mut(&device) else {
+            return Err("no phone is connected".to_owned());
+        };
+        // Until the phone reports its gain, assume the middle of the 0–15 scale.
+        let level = phone.shown.speaker_volume.unwrap_or(VGS_DEFAULT);
+        let next = match (up, level) {
+            (true, 15..) => return Err("the call volume is already at its maximum".to_owned()),
+            (false, 0) => return Err("the call volume is already at its minimum".to_owned()),
+            (true, l) => l + 1,
+            (false, l) => l - 1,
+        };
+        phone.link.command(CallAction::SpeakerVolume(next))?;
+        // Counted at once, so quick detents each move one step before the phone confirms.
+        phone.shown.speaker_volume = Some(next);
+        Ok(())
+    }
+
+    /// Writes what the D-Bus objects show into `out`; returns whether it changed.
+    fn snapshot_into(&self, out: &mut Snapshot) -> bool {
+        let mut phones: Vec<PhoneSnapshot> = self
+            .phones
+            .values()
+            .map(|p| {
+                let mut shown = p.shown.clone();
+                shown.active = self.active_phone == Some(shown.address);
+                shown.name = self
+                    .link
+                    .device_name(shown.address)
+                    .unwrap_or_default()
+                    .to_owned();
+                shown
+            })
+            .collect();
+        phones.sort_by_key(|p| p.address);
+        let next = Snapshot {
+            phones,
+            volume: self.audio.volume(),
+        };
+        if *out == next {
+            return false;
+        }
+        *out = next;
+        true
+    }
+
     /// Sends a call action to the active phone (see [`State::active_phone`]).
     fn call_action(&self, action: CallAction) -> Result<(), String> {
         let (_, phone) = self
             .active_phone()
             .ok_or_else(|| "no phone is connected".to_owned())?;
         phone.link.command(action)
+    }
+}
+
+/// The speaker gain assumed before the phone reports one (middle of 0–15).
+const VGS_DEFAULT: u8 = 8;
+
+impl Phone {
+    /// Updates what the D-Bus objects show from a drain of engine events.
+    fn show(&mut self, events: &[codriver_hfp::Event], calls: &[codriver_hfp::Call]) {
+        use codriver_hfp::{Direction, Event, VolumeTarget};
+        for event in events {
+            match event {
+                Event::SlcConnected { .. } => self.shown.connected = true,
+                Event::Indicator { name, value } => {
+                    match self.shown.indicators.iter_mut().find(|(n, _)| n == name) {
+                        Some((_, v)) => *v = *value,
+                        None => self.shown.indicators.push((name.clone(), *value)),
+                    }
+                }
+                Event::Volume {
+                    target: VolumeTarget::Speaker,
+                    level,
+                } => self.shown.speaker_volume = Some(*level),
+                _ => {}
+            }
+        }
+        self.shown.calls = calls
+            .iter()
+            .map(|c| CallSnapshot {
+                index: c.index,
+                state: c.state.name().to_owned(),
+                direction: match c.direction {
+                    Direction::Incoming => "incoming",
+                    Direction::Outgoing => "outgoing",
+                }
+                .to_owned(),
+                number: c.number.clone().unwrap_or_default(),
+                name: c.name.clone().unwrap_or_default(),
+                multiparty: c.multiparty,
+            })
+            .collect();
     }
 }
 

@@ -197,6 +197,11 @@ impl Link {
         .min()
     }
 
+    /// The name BlueZ knows for `device`.
+    pub(crate) fn device_name(&self, device: Address) -> Option<&str> {
+        self.devices.get(&device).and_then(|d| d.name.as_deref())
+    }
+
     /// Whether the pairing window is open.
     pub(crate) fn window_open(&self) -> bool {
         self.window_until.is_some()

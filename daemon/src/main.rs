@@ -126,6 +126,7 @@ async fn serve(
 
     if cli.simulate {
         let output = simulation_output(&config)?;
+        let config = codriver_daemon::simulate::prepare(config, cli.scenario);
         let sim = Simulation::new(config, output);
         spawn_reloader(sim.handle(), config_path, log)?;
         let report = sim.run(cli.scenario, shutdown).await?;

@@ -29,6 +29,11 @@ pub const SIM_BUTTON: &str = "phone";
 /// How long the driver holds the button for a short press.
 const SHORT_PRESS: Duration = Duration::from_millis(120);
 
+/// How long the driver takes to react to a sound before pressing. Also keeps presses further
+/// apart than the debounce time: under paused time everything between two presses can happen
+/// in the same instant, and an edge that close to the last one is contact bounce.
+const REACTION: Duration = Duration::from_millis(300);
+
 /// How long any one step may take before the scenario fails.
 const STEP_LIMIT: Duration = Duration::from_secs(60);
 
@@ -40,17 +45,26 @@ pub enum Scenario {
     /// Pairing, then a call rings, the driver answers with the button, talks, and hangs up
     /// with the button.
     IncomingCall,
+    /// Pairing, then the phone's messaging app sends a voice message over the companion TCP
+    /// transport: stored, acknowledged, chime and announcement, played, listened receipt
+    /// back. (Voice replies come later.)
+    VoiceMessage,
 }
 
 impl Scenario {
     /// Every scenario, for `--help` and errors.
-    pub const ALL: [Scenario; 2] = [Scenario::Pairing, Scenario::IncomingCall];
+    pub const ALL: [Scenario; 3] = [
+        Scenario::Pairing,
+        Scenario::IncomingCall,
+        Scenario::VoiceMessage,
+    ];
 
     /// The name used on the command line.
     pub fn name(self) -> &'static str {
         match self {
             Scenario::Pairing => "pairing",
             Scenario::IncomingCall => "incoming-call",
+            Scenario::VoiceMessage => "voice-message",
         }
     }
 }
@@ -117,8 +131,29 @@ pub struct Report {
     pub events: Vec<String>,
 }
 
+/// Prepares `config` for `scenario`: `voice-message` needs the companion TCP transport, so
+/// when `[messages] companion_tcp` is unset it gets a free loopback port and a spool under
+/// `[simulation] output_directory`.
+pub fn prepare(mut config: Config, scenario: Option<Scenario>) -> Config {
+    if scenario == Some(Scenario::VoiceMessage) && config.messages.companion_tcp.is_none() {
+        let free = std::net::TcpListener::bind(("127.0.0.1", 0)).and_then(|l| l.local_addr());
+        match free {
+            Ok(addr) => {
+                config.messages.companion_tcp = Some(addr);
+                config.messages.spool_directory = config.simulation.output_directory.join("spool");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "no free loopback port for the companion transport")
+            }
+        }
+    }
+    config
+}
+
 /// A simulation ready to run: the daemon wired to the mock radio and a simulated phone.
 pub struct Simulation {
+    /// The companion TCP transport's address, for the phone's messaging app.
+    companion: Option<std::net::SocketAddr>,
     daemon: Daemon,
     phone: SimulatedPhone,
     driver: MockButtonHandle,
@@ -165,6 +200,7 @@ impl Simulation {
             amplifier: None,
         };
         Simulation {
+            companion: config.messages.companion_tcp,
             daemon: Daemon::new(config, hal),
             phone: SimulatedPhone::new(radio, spec),
             driver,
@@ -184,6 +220,7 @@ impl Simulation {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<Report, SimulationError> {
         let Simulation {
+            companion,
             daemon,
             phone,
             driver,
@@ -207,6 +244,7 @@ impl Simulation {
             buttons: driver,
             policy,
             scenario,
+            companion,
         };
         let outcome = match scenario {
             Some(s) => driver.run(s, phone).await.map(drop),
@@ -241,6 +279,7 @@ struct Driver<'a> {
     buttons: MockButtonHandle,
     policy: PairingPolicy,
     scenario: Option<Scenario>,
+    companion: Option<std::net::SocketAddr>,
 }
 
 impl Driver<'_> {
@@ -282,6 +321,7 @@ impl Driver<'_> {
                     })?;
             } else {
                 tracing::info!("driver: pressing the button to confirm pairing");
+                tokio::time::sleep(REACTION).await;
                 self.buttons.press(SIM_BUTTON, SHORT_PRESS).await;
             }
             Ok::<(), SimulationError>(())
@@ -315,6 +355,9 @@ impl Driver<'_> {
         if scenario == Scenario::IncomingCall {
             self.incoming_call(&mut link).await?;
         }
+        if scenario == Scenario::VoiceMessage {
+            self.voice_message().await?;
+        }
         tracing::info!(scenario = name, "scenario steps complete");
         Ok(link)
     }
@@ -338,6 +381,7 @@ impl Driver<'_> {
         )
         .await?;
         tracing::info!("driver: pressing the button to answer");
+        tokio::time::sleep(REACTION).await;
         self.buttons.press(SIM_BUTTON, SHORT_PRESS).await;
         link.wait_for("ATA from the car", STEP_LIMIT, |e| {
             *e == AgEvent::CallAnswered
@@ -351,6 +395,7 @@ impl Driver<'_> {
         // Talk for a while.
         tokio::time::sleep(Duration::from_secs(3)).await;
         tracing::info!("driver: pressing the button to hang up");
+        tokio::time::sleep(REACTION).await;
         self.buttons.press(SIM_BUTTON, SHORT_PRESS).await;
         link.wait_for("AT+CHUP from the car", STEP_LIMIT, |e| {
             *e == AgEvent::CallHungUp
@@ -361,6 +406,56 @@ impl Driver<'_> {
             matches!(e, DaemonEvent::Telephony { line, .. } if line.starts_with("call ") && line.contains(" ended "))
         })
         .await?;
+        Ok(())
+    }
+
+    async fn voice_message(&mut self) -> Result<(), SimulationError> {
+        use codriver_companion::Event;
+        use codriver_phone_sim::companion::{CompanionPhone, fixture_pcm, voice_message};
+
+        let name = Scenario::VoiceMessage.name();
+        let phone_err = |step: &str, e: &dyn fmt::Display| SimulationError::Phone {
+            scenario: name,
+            step: step.to_owned(),
+            reason: e.to_string(),
+        };
+        let addr = self.companion.ok_or_else(|| {
+            phone_err(
+                "connect the messaging app",
+                &"[messages] companion_tcp is not set",
+            )
+        })?;
+        let mut app = CompanionPhone::connect(addr)
+            .await
+            .map_err(|e| phone_err("connect the messaging app", &e))?;
+        app.handshake(STEP_LIMIT)
+            .await
+            .map_err(|e| phone_err("companion handshake", &e))?;
+        // A fresh id per run: the spool keeps messages across runs and drops duplicates.
+        let id = format!("sim-{}", crate::messages::spool::unix_ms());
+        tracing::info!(id, "phone: sending a voice message from Alice");
+        app.send_voice(voice_message(&id, "Alice", 1500), fixture_pcm(1500))
+            .await
+            .map_err(|e| phone_err("send the voice message", &e))?;
+        app.wait_for(
+            "delivery ack",
+            STEP_LIMIT,
+            |e| matches!(e, Event::Delivered { id: d } if *d == id),
+        )
+        .await
+        .map_err(|e| phone_err("delivery ack", &e))?;
+        self.wait(
+            "message played",
+            |e| matches!(e, DaemonEvent::MessagePlayed { id: d } if *d == id),
+        )
+        .await?;
+        app.wait_for(
+            "listened receipt",
+            STEP_LIMIT,
+            |e| matches!(e, Event::Listened { id: d, .. } if *d == id),
+        )
+        .await
+        .map_err(|e| phone_err("listened receipt", &e))?;
         Ok(())
     }
 

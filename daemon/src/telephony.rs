@@ -55,8 +55,15 @@ impl HfpLink {
         HfpLink { commands: tx, task }
     }
 
-    /// Queues a call action; fails when the link is busy or gone.
+    /// Queues a call action; fails when the link is busy or gone, or the action is malformed.
     pub(crate) fn command(&self, action: CallAction) -> Result<(), String> {
+        if let CallAction::SendDtmf(digits) = &action
+            && (digits.is_empty() || !digits.chars().all(is_dtmf))
+        {
+            return Err(format!(
+                "{digits:?} is not a DTMF string: use 0-9, *, # and A-D"
+            ));
+        }
         self.commands.try_send(action).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => "the phone link is busy".to_owned(),
             mpsc::error::TrySendError::Closed(_) => "the phone link is closed".to_owned(),
@@ -140,10 +147,18 @@ fn apply(engine: &mut HandsFree, action: CallAction, device: Address) {
         CallAction::RejectWaiting => engine.hold(now, Chld::ReleaseHeld),
         CallAction::VoiceAssistant(on) => engine.set_voice_recognition(now, *on),
         CallAction::SpeakerVolume(level) => engine.set_speaker_volume(now, *level),
+        CallAction::ReleaseCall(index) => engine.hold(now, Chld::ReleaseCall(*index)),
+        CallAction::SendDtmf(digits) => digits
+            .chars()
+            .try_for_each(|digit| engine.send_dtmf(now, digit)),
     };
     if let Err(e) = result {
         tracing::warn!(%device, ?action, error = %e, "call command refused");
     }
+}
+
+fn is_dtmf(c: char) -> bool {
+    c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D')
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

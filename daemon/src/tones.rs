@@ -28,6 +28,8 @@ pub enum Chime {
     Error,
     /// Local ringtone, one ring period.
     Ring,
+    /// A message arrived: two soft rising notes.
+    Message,
 }
 
 impl Chime {
@@ -44,6 +46,7 @@ impl Chime {
             Chime::Confirm => "chime-confirm",
             Chime::Error => "chime-error",
             Chime::Ring => "ringtone",
+            Chime::Message => "chime-message",
         }
     }
 
@@ -68,6 +71,7 @@ impl Chime {
             Chime::Confirm => &[(880.0, 90)],
             Chime::Error => &[(196.0, 140), (0.0, 50), (196.0, 140)],
             Chime::Ring => &[(880.0, 400), (659.25, 400), (0.0, 1200)],
+            Chime::Message => &[(783.99, 90), (0.0, 40), (1174.66, 160)],
         }
     }
 
@@ -150,6 +154,7 @@ mod tests {
             Chime::Confirm,
             Chime::Error,
             Chime::Ring,
+            Chime::Message,
         ] {
             let s = chime.render();
             assert!(s.len() > 4_000, "{chime:?} too short");

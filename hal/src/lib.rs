@@ -36,7 +36,8 @@ pub use bluetooth::{
 pub use codriver_config::Address;
 pub use controls::{
     AmpState, Amplifier, ButtonEvent, ButtonSource, ControlError, EdgeWait, GpioAmplifier,
-    GpioButton,
+    GpioButton, QuadratureDecoder, ROTARY_CLOCKWISE, ROTARY_COUNTER_CLOCKWISE, RotaryEncoder,
+    Rotation,
 };
 
 /// Everything the daemon needs from the hardware, as trait objects.

@@ -6,6 +6,7 @@
 //! quirky behaviour profiles). Daemon tests and `codriverd --simulate` drive it.
 
 pub mod ag;
+pub mod companion;
 pub mod phone;
 
 pub use phone::{AgCommand, AgLink, AgLinkError, PhoneSpec, SimulatedPhone};

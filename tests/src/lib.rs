@@ -17,7 +17,7 @@ use codriver_daemon::{Daemon, DaemonError};
 use codriver_hal::mock::{
     MockAudioInput, MockAudioOutput, MockBluetooth, MockButtonHandle, MockButtons,
 };
-use codriver_hal::{Address, DeviceInfo, Hal};
+use codriver_hal::{Address, ButtonSource, DeviceInfo, Hal};
 use codriver_phone_sim::ag::Profile;
 use codriver_phone_sim::{AgLink, PhoneSpec, SimulatedPhone};
 use tokio::sync::{broadcast, oneshot};
@@ -28,6 +28,11 @@ pub const PHONE: Address = Address::new([0x00, 0x11, 0x22, 0x33, 0x44, 0x55]);
 
 /// The button the default bindings use.
 pub const BUTTON: &str = "phone";
+
+/// How long the driver takes to react before a press. Under paused time everything between
+/// two presses may happen in the same instant, and an edge closer than the debounce time to
+/// the last one is contact bounce; a person is never that fast.
+pub const REACTION: Duration = Duration::from_millis(300);
 
 /// How long any awaited step may take (tokio time, which is paused: a hang fails fast).
 pub const STEP: Duration = Duration::from_secs(120);
@@ -55,6 +60,16 @@ impl Rig {
     /// and in range: the daemon reconnects it at boot. Returns once the service level
     /// connection is up, with the phone's side of the HFP link.
     pub async fn boot_paired(config: Config, phone_profile: Profile) -> (Rig, AgLink) {
+        Rig::boot_paired_with(config, phone_profile, Vec::new()).await
+    }
+
+    /// [`Rig::boot_paired`] with more button sources besides the mock buttons (GPIO buttons
+    /// or a rotary encoder on scripted pins).
+    pub async fn boot_paired_with(
+        config: Config,
+        phone_profile: Profile,
+        sources: Vec<Box<dyn ButtonSource>>,
+    ) -> (Rig, AgLink) {
         let host = MockBluetooth::new();
         host.add_known_device(DeviceInfo {
             address: PHONE,
@@ -63,7 +78,7 @@ impl Rig {
             trusted: true,
             connected: false,
         });
-        let mut rig = Rig::boot(config, host, phone_profile);
+        let mut rig = Rig::boot_with(config, host, phone_profile, sources);
         rig.phone.appear().await;
         let link = tokio::time::timeout(STEP, rig.phone.accept_hands_free())
             .await
@@ -75,13 +90,25 @@ impl Rig {
 
     /// Boots the daemon on `host` with a phone that has not appeared yet.
     pub fn boot(config: Config, host: MockBluetooth, phone_profile: Profile) -> Rig {
+        Rig::boot_with(config, host, phone_profile, Vec::new())
+    }
+
+    /// [`Rig::boot`] with more button sources besides the mock buttons.
+    pub fn boot_with(
+        config: Config,
+        host: MockBluetooth,
+        phone_profile: Profile,
+        sources: Vec<Box<dyn ButtonSource>>,
+    ) -> Rig {
         let (buttons, button_handle) = MockButtons::new();
+        let mut all: Vec<Box<dyn ButtonSource>> = vec![Box::new(buttons)];
+        all.extend(sources);
         let audio = MockAudioOutput::new();
         let hal = Hal {
             bluetooth: Arc::new(host.clone()),
             audio_out: Arc::new(audio.clone()),
             audio_in: Arc::new(MockAudioInput::new()),
-            buttons: vec![Box::new(buttons)],
+            buttons: all,
             amplifier: None,
         };
         let phone = SimulatedPhone::new(
@@ -140,20 +167,23 @@ impl Rig {
         self.wait(&full).await
     }
 
-    /// A short press of the steering-wheel button.
+    /// A short press of the steering-wheel button, after the driver's reaction time.
     pub async fn press(&self) {
+        tokio::time::sleep(REACTION).await;
         self.buttons.press(BUTTON, Duration::from_millis(100)).await;
     }
 
-    /// A long press.
+    /// A long press, after the driver's reaction time.
     pub async fn long_press(&self) {
+        tokio::time::sleep(REACTION).await;
         self.buttons
             .press(BUTTON, Duration::from_millis(1500))
             .await;
     }
 
-    /// Two quick presses.
+    /// Two quick presses, after the driver's reaction time.
     pub async fn double_press(&self) {
+        tokio::time::sleep(REACTION).await;
         self.buttons.press(BUTTON, Duration::from_millis(80)).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
         self.buttons.press(BUTTON, Duration::from_millis(80)).await;

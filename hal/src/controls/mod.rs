@@ -109,6 +109,156 @@ where
     }
 }
 
+/// The button name a rotary encoder reports for one detent clockwise (volume up).
+pub const ROTARY_CLOCKWISE: &str = "rotary-cw";
+
+/// The button name a rotary encoder reports for one detent counter-clockwise (volume down).
+pub const ROTARY_COUNTER_CLOCKWISE: &str = "rotary-ccw";
+
+/// Which way a rotary encoder turned by one detent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rotation {
+    /// Clockwise: A leads B.
+    Clockwise,
+    /// Counter-clockwise: B leads A.
+    CounterClockwise,
+}
+
+/// A sans-IO quadrature decoder: feed it the levels of lines A and B after every edge, and it
+/// reports one [`Rotation`] per detent.
+///
+/// The two lines step through the Gray code `11 → 01 → 00 → 10 → 11` clockwise (A falls
+/// first) and the reverse counter-clockwise. Each valid quarter step counts ±1; a jump of both
+/// lines at once (a missed edge) counts 0; a detent is reported when the lines come back to
+/// the rest state the encoder started in, at least half a cycle away, so contact bounce (a
+/// quarter step forth and back) reports nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuadratureDecoder {
+    rest: u8,
+    state: u8,
+    steps: i8,
+}
+
+impl QuadratureDecoder {
+    /// A decoder whose lines rest (between detents) at levels `a` and `b`.
+    pub fn new(a: bool, b: bool) -> Self {
+        let rest = levels(a, b);
+        QuadratureDecoder {
+            rest,
+            state: rest,
+            steps: 0,
+        }
+    }
+
+    /// Feeds the levels read after an edge; returns a rotation when a detent completed.
+    pub fn update(&mut self, a: bool, b: bool) -> Option<Rotation> {
+        let next = levels(a, b);
+        self.steps = self.steps.saturating_add(quarter_step(self.state, next));
+        self.state = next;
+        if next != self.rest {
+            return None;
+        }
+        let steps = std::mem::take(&mut self.steps);
+        match steps {
+            2.. => Some(Rotation::Clockwise),
+            ..=-2 => Some(Rotation::CounterClockwise),
+            _ => None,
+        }
+    }
+}
+
+fn levels(a: bool, b: bool) -> u8 {
+    (u8::from(a) << 1) | u8::from(b)
+}
+
+/// +1 for a clockwise quarter step, -1 counter-clockwise, 0 for none or an invalid jump.
+fn quarter_step(from: u8, to: u8) -> i8 {
+    // Clockwise order of states (A,B): 11, 01, 00, 10.
+    const ORDER: [u8; 4] = [0b11, 0b01, 0b00, 0b10];
+    let position = |s: u8| ORDER.iter().position(|&o| o == s).unwrap_or(0);
+    match (position(to) + 4 - position(from)) % 4 {
+        1 => 1,
+        3 => -1,
+        _ => 0,
+    }
+}
+
+/// A quadrature rotary encoder on two GPIO lines: reports each detent as a press of
+/// [`ROTARY_CLOCKWISE`] or [`ROTARY_COUNTER_CLOCKWISE`] (no release follows; the daemon maps
+/// them straight to volume up and down, without gesture recognition).
+#[derive(Debug)]
+pub struct RotaryEncoder<A, B> {
+    a: A,
+    b: B,
+    decoder: Option<QuadratureDecoder>,
+}
+
+impl<A: InputPin, B: InputPin> RotaryEncoder<A, B> {
+    /// An encoder with its A (CLK) line on `a` and B (DT) line on `b`.
+    pub fn new(a: A, b: B) -> Self {
+        RotaryEncoder {
+            a,
+            b,
+            decoder: None,
+        }
+    }
+
+    fn read(&mut self) -> Result<(bool, bool), ControlError> {
+        let a = self
+            .a
+            .is_high()
+            .map_err(|e| ControlError::pin("rotary A", e))?;
+        let b = self
+            .b
+            .is_high()
+            .map_err(|e| ControlError::pin("rotary B", e))?;
+        Ok((a, b))
+    }
+}
+
+#[async_trait]
+impl<A, B> ButtonSource for RotaryEncoder<A, B>
+where
+    A: EdgeWait,
+    A::Error: Send,
+    B: EdgeWait,
+    B::Error: Send,
+{
+    fn describe(&self) -> String {
+        "rotary encoder".to_owned()
+    }
+
+    async fn next_event(&mut self) -> Result<ButtonEvent, ControlError> {
+        loop {
+            if self.decoder.is_none() {
+                let (a, b) = self.read()?;
+                self.decoder = Some(QuadratureDecoder::new(a, b));
+            }
+            // Whichever line moved, both levels are read after it: the decoder needs both.
+            tokio::select! {
+                biased;
+                r = self.a.wait_edge() => r.map_err(|e| ControlError::pin("rotary A", e))?,
+                r = self.b.wait_edge() => r.map_err(|e| ControlError::pin("rotary B", e))?,
+            }
+            let (a, b) = self.read()?;
+            let Some(decoder) = self.decoder.as_mut() else {
+                continue;
+            };
+            if let Some(rotation) = decoder.update(a, b) {
+                let button = match rotation {
+                    Rotation::Clockwise => ROTARY_CLOCKWISE,
+                    Rotation::CounterClockwise => ROTARY_COUNTER_CLOCKWISE,
+                };
+                return Ok(ButtonEvent {
+                    button: button.to_owned(),
+                    pressed: true,
+                    at: Instant::now(),
+                });
+            }
+        }
+    }
+}
+
 /// What the amplifier should do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AmpState {
@@ -274,5 +424,65 @@ mod tests {
         assert!(!release.pressed);
         let mut p = pin;
         p.done();
+    }
+
+    #[test]
+    fn quadrature_decoder_counts_detents_both_ways() {
+        let mut d = QuadratureDecoder::new(true, true);
+        // Clockwise: 11 → 01 → 00 → 10 → 11.
+        assert_eq!(d.update(false, true), None);
+        assert_eq!(d.update(false, false), None);
+        assert_eq!(d.update(true, false), None);
+        assert_eq!(d.update(true, true), Some(Rotation::Clockwise));
+        // Counter-clockwise: 11 → 10 → 00 → 01 → 11.
+        assert_eq!(d.update(true, false), None);
+        assert_eq!(d.update(false, false), None);
+        assert_eq!(d.update(false, true), None);
+        assert_eq!(d.update(true, true), Some(Rotation::CounterClockwise));
+    }
+
+    #[test]
+    fn quadrature_decoder_ignores_bounce_and_jumps() {
+        let mut d = QuadratureDecoder::new(true, true);
+        // A bounces: a quarter step forth and back.
+        assert_eq!(d.update(false, true), None);
+        assert_eq!(d.update(true, true), None);
+        // Both lines jump at once (missed edges) and come back: no direction known.
+        assert_eq!(d.update(false, false), None);
+        assert_eq!(d.update(true, true), None);
+        // A turn with one bounce in the middle still counts once.
+        for (a, b) in [(false, true), (false, false), (false, true), (false, false)] {
+            assert_eq!(d.update(a, b), None);
+        }
+        assert_eq!(d.update(true, false), None);
+        assert_eq!(d.update(true, true), Some(Rotation::Clockwise));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rotary_encoder_reports_detents_from_pin_levels() {
+        use embedded_hal_mock::eh1::digital::Edge;
+        let wait = || Transaction::wait_for_edge(Edge::Any);
+        let (h, l) = (State::High, State::Low);
+        // Line A's edge wait stands for "some line moved" (the mock resolves at once); after
+        // each, both levels are read. One detent clockwise, then one counter-clockwise.
+        let cw = [(l, h), (l, l), (h, l), (h, h)];
+        let ccw = [(h, l), (l, l), (l, h), (h, h)];
+        let mut a_script = vec![Transaction::get(h)];
+        let mut b_script = vec![Transaction::get(h)];
+        for (a, b) in cw.into_iter().chain(ccw) {
+            a_script.push(wait());
+            a_script.push(Transaction::get(a));
+            b_script.push(Transaction::get(b));
+        }
+        let (a, b) = (PinMock::new(&a_script), PinMock::new(&b_script));
+        let mut encoder = RotaryEncoder::new(a.clone(), b.clone());
+        let first = encoder.next_event().await.unwrap();
+        assert_eq!(first.button, ROTARY_CLOCKWISE);
+        assert!(first.pressed);
+        let second = encoder.next_event().await.unwrap();
+        assert_eq!(second.button, ROTARY_COUNTER_CLOCKWISE);
+        let (mut a, mut b) = (a, b);
+        a.done();
+        b.done();
     }
 }

@@ -165,6 +165,32 @@ mod tests {
     }
 
     #[test]
+    fn steering_wheel_keys_act_as_buttons() {
+        let map = keymap(&config(&[
+            ("KEY_VOLUMEUP", "volume-up"),
+            ("KEY_VOLUMEDOWN", "volume-down"),
+            ("KEY_VOICECOMMAND", "voice"),
+            ("KEY_NEXTSONG", "next"),
+        ]))
+        .unwrap();
+        for (key, button) in [
+            (KeyCode::KEY_VOLUMEUP, "volume-up"),
+            (KeyCode::KEY_VOLUMEDOWN, "volume-down"),
+            (KeyCode::KEY_VOICECOMMAND, "voice"),
+            (KeyCode::KEY_NEXTSONG, "next"),
+        ] {
+            assert_eq!(
+                map_event(&map, EventType::KEY, key.code(), 1),
+                Some((button, true))
+            );
+            assert_eq!(
+                map_event(&map, EventType::KEY, key.code(), 0),
+                Some((button, false))
+            );
+        }
+    }
+
+    #[test]
     fn unknown_key_name_is_reported_by_name() {
         let err = keymap(&config(&[
             ("KEY_PHONE", "phone"),

@@ -16,7 +16,7 @@ use linux_embedded_hal::gpio_cdev::{
 };
 use linux_embedded_hal::{CdevPin, CdevPinError};
 
-use crate::controls::{ControlError, EdgeWait, GpioAmplifier, GpioButton};
+use crate::controls::{ControlError, EdgeWait, GpioAmplifier, GpioButton, RotaryEncoder};
 
 /// The consumer label the kernel shows for our lines (`gpioinfo`).
 pub const CONSUMER: &str = "codriverd";
@@ -45,6 +45,18 @@ pub fn gpio_button(
 ) -> Result<GpioButton<CdevInputPin>, ControlError> {
     let pin = CdevInputPin::new(chip_path.as_ref(), line)?;
     Ok(GpioButton::new(name, pin, active_low))
+}
+
+/// A quadrature rotary encoder with its A (CLK) and B (DT) lines on `chip_path`, requested for
+/// edge events on both lines. Must be called inside a tokio runtime.
+pub fn gpio_rotary(
+    chip_path: impl AsRef<Path>,
+    a: u32,
+    b: u32,
+) -> Result<RotaryEncoder<CdevInputPin, CdevInputPin>, ControlError> {
+    let a = CdevInputPin::new(chip_path.as_ref(), a)?;
+    let b = CdevInputPin::new(chip_path.as_ref(), b)?;
+    Ok(RotaryEncoder::new(a, b))
 }
 
 /// The amplifier's optional enable and mute lines as outputs.

@@ -1,0 +1,243 @@
+//! The companion driver: one task per companion connection.
+//!
+//! The driver is the only code touching its stream. It `select!`s over the stream, the
+//! session's deadline and the listened receipts, feeds the sans-IO `CarSession` and drains
+//! it (transmissions, timer, events). Events that touch the spool are handled in order and
+//! awaited before the next read: a chunk is fsync'd before more bytes are read (back
+//! pressure on the phone), and a message is acknowledged only after the spool committed it.
+
+use codriver_companion::{CarSession, ErrorCode, Event, SessionConfig, TextMessage, VoiceMessage};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::broadcast;
+
+use super::spool::{Lookup, Meta, SpoolError, unix_ms};
+use super::{PCM_S16LE_16K, Shared};
+use crate::events::{DaemonEvent, publish};
+
+/// Bytes read from the stream at a time; events hold at most this much chunk data.
+const READ_BUFFER: usize = 0x4000;
+
+/// The car's companion session settings: every capability, Opus and the development PCM
+/// codec.
+pub fn session_config() -> SessionConfig {
+    let mut config = SessionConfig::default();
+    config.codecs.push(PCM_S16LE_16K);
+    config
+}
+
+/// Drives one companion connection until it closes. `peer` names it in logs.
+pub(crate) async fn drive<S>(mut stream: S, peer: String, shared: Shared)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut session = CarSession::new(session_config());
+    let mut receipts = shared.receipts.subscribe();
+    session.start(now());
+    let mut buf = vec![0u8; READ_BUFFER];
+    let reason = loop {
+        match flush(&mut session, &mut stream, &shared).await {
+            Ok(true) => {}
+            Ok(false) => break "protocol session closed".to_owned(),
+            Err(e) => break e,
+        }
+        let deadline = session.poll_timeout().map(tokio::time::Instant::from_std);
+        tokio::select! {
+            read = stream.read(&mut buf) => match read {
+                Ok(0) => break "the phone closed the link".to_owned(),
+                Ok(n) => session.handle_input(now(), &buf[..n]),
+                Err(e) => break format!("read failed: {e}"),
+            },
+            () = sleep_until(deadline) => session.handle_timeout(now()),
+            id = receipts.recv() => match id {
+                Ok(id) => send_listened(&mut session, &shared, &id).await,
+                // Fell behind: the spool knows what is still to be told.
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    send_pending_receipts(&mut session, &shared).await;
+                }
+                Err(broadcast::error::RecvError::Closed) => break "shutting down".to_owned(),
+            },
+        }
+    };
+    tracing::info!(peer, reason, "companion link closed");
+}
+
+/// Writes what the session wants sent, then handles its events; repeats until both are
+/// empty (handling an event may queue frames). `Ok(false)`: the session closed.
+async fn flush<S>(session: &mut CarSession, stream: &mut S, shared: &Shared) -> Result<bool, String>
+where
+    S: AsyncWrite + Unpin,
+{
+    loop {
+        while let Some(frame) = session.poll_transmit() {
+            stream
+                .write_all(&frame)
+                .await
+                .map_err(|e| format!("write failed: {e}"))?;
+        }
+        let Some(event) = session.poll_event() else {
+            stream
+                .flush()
+                .await
+                .map_err(|e| format!("write failed: {e}"))?;
+            return Ok(true);
+        };
+        if let Event::Closed(e) = &event {
+            tracing::warn!(error = %e, "companion session closed");
+            while let Some(frame) = session.poll_transmit() {
+                let _ = stream.write_all(&frame).await;
+            }
+            let _ = stream.flush().await;
+            return Ok(false);
+        }
+        on_event(session, shared, event).await;
+    }
+}
+
+async fn on_event(session: &mut CarSession, shared: &Shared, event: Event) {
+    match event {
+        Event::Connected(peer) => {
+            tracing::info!(device = peer.device_name, "companion connected");
+            publish(
+                &shared.events,
+                DaemonEvent::CompanionConnected {
+                    device_name: peer.device_name,
+                },
+            );
+            send_pending_receipts(session, shared).await;
+        }
+        Event::MessageStarted(m) => on_offer(session, shared, m).await,
+        Event::ChunkReceived { id, offset, data } => {
+            let result = {
+                let id = id.clone();
+                shared
+                    .spool
+                    .with(move |s| s.append(&id, offset, &data))
+                    .await
+            };
+            if let Err(e) = result {
+                refuse(session, &id, &e);
+            }
+        }
+        Event::MessageComplete(m) => {
+            let id = m.id.clone();
+            match shared.spool.with(move |s| s.commit(&id)).await {
+                Ok(_) => acked(session, shared, &m.id, "voice", &m.sender_name),
+                Err(e) => refuse(session, &m.id, &e),
+            }
+        }
+        Event::TextMessage(t) => on_text(session, shared, t).await,
+        Event::ProtocolError(e) => tracing::info!(error = %e, "companion peer broke the protocol"),
+        Event::PeerError(e) => tracing::info!(?e, "companion peer reported an error"),
+        Event::PingTimeout => tracing::info!("companion ping timed out"),
+        other => tracing::debug!(?other, "companion event"),
+    }
+}
+
+/// An offer: ack a message stored complete, otherwise accept from what is held durably.
+async fn on_offer(session: &mut CarSession, shared: &Shared, m: VoiceMessage) {
+    let meta = Meta::voice(&m);
+    let result = shared
+        .spool
+        .with(move |s| match s.lookup(&meta.id) {
+            Lookup::Stored { .. } => Ok(None),
+            Lookup::Absent => s.begin(&meta).map(Some),
+        })
+        .await;
+    match result {
+        Ok(None) => {
+            tracing::info!(id = m.id, "duplicate message; acknowledging again");
+            log_err(session.ack_delivery(&m.id));
+        }
+        Ok(Some(offset)) => log_err(session.accept(&m.id, offset)),
+        Err(e) => refuse(session, &m.id, &e),
+    }
+}
+
+async fn on_text(session: &mut CarSession, shared: &Shared, t: TextMessage) {
+    let text = t.clone();
+    let result = shared
+        .spool
+        .with(move |s| match s.lookup(&text.id) {
+            Lookup::Stored { .. } => Ok(false),
+            Lookup::Absent => s.store_text(&text).map(|_| true),
+        })
+        .await;
+    match result {
+        Ok(true) => acked(session, shared, &t.id, "text", &t.sender_name),
+        Ok(false) => log_err(session.ack_delivery(&t.id)),
+        Err(e) => {
+            // A text has no transfer to reject; the phone resends it without an ack.
+            tracing::error!(id = t.id, error = %e, "cannot store a text message");
+        }
+    }
+}
+
+/// Acks a message that is now durable and tells the daemon and the player.
+fn acked(session: &mut CarSession, shared: &Shared, id: &str, kind: &'static str, from: &str) {
+    log_err(session.ack_delivery(id));
+    publish(
+        &shared.events,
+        DaemonEvent::MessageReceived {
+            id: id.to_owned(),
+            kind,
+            from: from.to_owned(),
+        },
+    );
+    shared.arrived.notify_one();
+}
+
+fn refuse(session: &mut CarSession, id: &str, e: &SpoolError) {
+    tracing::warn!(id, error = %e, "refusing a message");
+    let code = match e {
+        SpoolError::TooLarge { .. } => ErrorCode::MessageTooLarge,
+        SpoolError::BadOffset { .. } => ErrorCode::BadOffset,
+        _ => ErrorCode::Internal,
+    };
+    // The transfer may already be gone from the session (it completed); then there is
+    // nothing to reject and the phone, never acked, offers it again.
+    let _ = session.reject(id, code, &e.to_string());
+}
+
+async fn send_listened(session: &mut CarSession, shared: &Shared, id: &str) {
+    if !session.is_connected() {
+        return;
+    }
+    match session.send_listened(id, unix_ms()) {
+        Ok(()) => {
+            let owned = id.to_owned();
+            if let Err(e) = shared.spool.with(move |s| s.mark_receipted(&owned)).await {
+                tracing::warn!(id, error = %e, "cannot record the listened receipt");
+            }
+            publish(
+                &shared.events,
+                DaemonEvent::ListenedReceiptSent { id: id.to_owned() },
+            );
+        }
+        Err(e) => tracing::debug!(id, error = %e, "no listened receipt"),
+    }
+}
+
+async fn send_pending_receipts(session: &mut CarSession, shared: &Shared) {
+    let pending = shared.spool.with(|s| Ok(s.pending_receipts())).await;
+    for entry in pending.unwrap_or_default() {
+        send_listened(session, shared, &entry.meta.id).await;
+    }
+}
+
+fn log_err(result: Result<(), codriver_companion::Error>) {
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "companion command failed");
+    }
+}
+
+/// The session's clock: tokio's, so paused-time tests drive it.
+fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,293 @@
+//! Voice and text messages end to end: a companion phone over the daemon's TCP transport
+//! (loopback, real time: the spool fsyncs on the blocking pool), the in-process daemon with
+//! mock audio, and a temporary spool. Every wait has an upper bound and none sleeps.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use codriver_companion::{Event, Frame, TextMessage};
+use codriver_config::Config;
+use codriver_hal::mock::MockBluetooth;
+use codriver_phone_sim::ag::Profile;
+use codriver_phone_sim::companion::{CompanionPhone, fixture_pcm, voice_message};
+use codriver_tests::Rig;
+use tokio::net::TcpStream;
+
+const WITHIN: Duration = Duration::from_secs(30);
+
+/// A free loopback port (bound, then released for the daemon).
+fn free_addr() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+async fn boot(spool: &std::path::Path) -> (Rig, SocketAddr) {
+    let addr = free_addr();
+    let mut config = Config::default();
+    config.messages.spool_directory = spool.to_owned();
+    config.messages.companion_tcp = Some(addr);
+    // No speech program: the chime-only fallback.
+    config.messages.tts_command = "/nonexistent/espeak-ng".into();
+    let mut rig = Rig::boot(config, MockBluetooth::new(), Profile::IphoneLike);
+    rig.wait("ready").await;
+    (rig, addr)
+}
+
+async fn phone(addr: SocketAddr) -> CompanionPhone<TcpStream> {
+    let mut p = CompanionPhone::connect(addr).await.unwrap();
+    p.handshake(WITHIN).await.unwrap();
+    p
+}
+
+async fn delivered(p: &mut CompanionPhone<TcpStream>, id: &str) {
+    p.wait_for(
+        id,
+        WITHIN,
+        |e| matches!(e, Event::Delivered { id: i } if i == id),
+    )
+    .await
+    .unwrap();
+}
+
+fn text(id: &str, body: &str) -> TextMessage {
+    TextMessage {
+        id: id.into(),
+        sender_id: "bob@sim".into(),
+        sender_name: "Bob".into(),
+        conversation_id: "conv-2".into(),
+        conversation_name: "Bob".into(),
+        timestamp_ms: 1_700_000_000_000,
+        text: body.into(),
+    }
+}
+
+fn labels(rig: &Rig) -> Vec<String> {
+    rig.audio.playbacks().into_iter().map(|p| p.label).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn voice_message_in_chime_played_listened_receipt_back() {
+    let spool = tempfile::tempdir().unwrap();
+    let (mut rig, addr) = boot(spool.path()).await;
+    let mut p = phone(addr).await;
+    rig.wait("companion-connected Simulated Phone").await;
+
+    let audio = fixture_pcm(500);
+    p.send_voice(voice_message("m1", "Alice", 500), audio.clone())
+        .await
+        .unwrap();
+    delivered(&mut p, "m1").await;
+    rig.wait("message-received m1 voice Alice").await;
+    rig.wait("message-played m1").await;
+    p.wait_for(
+        "listened m1",
+        WITHIN,
+        |e| matches!(e, Event::Listened { id, .. } if id == "m1"),
+    )
+    .await
+    .unwrap();
+    rig.wait("listened-receipt-sent m1").await;
+
+    let played = rig.audio.playbacks();
+    let chime = played.iter().position(|p| p.label == "chime-message");
+    let message = played.iter().position(|p| p.label == "message m1");
+    assert!(chime < message && chime.is_some(), "{:?}", labels(&rig));
+    let samples = &played[message.unwrap()].samples;
+    assert_eq!(samples.len(), audio.len() / 2, "every sample played");
+    // Stored as listened.
+    assert_eq!(
+        std::fs::read_dir(spool.path().join("cur")).unwrap().count(),
+        1
+    );
+    assert_eq!(
+        std::fs::read_dir(spool.path().join("new")).unwrap().count(),
+        0
+    );
+
+    // A text message is stored, acked and read (chime; no speech program here).
+    p.send_text(text("t1", "on my way")).await.unwrap();
+    delivered(&mut p, "t1").await;
+    rig.wait("message-played t1").await;
+    rig.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_on_a_new_link_is_acked_and_not_played_again() {
+    let spool = tempfile::tempdir().unwrap();
+    let (mut rig, addr) = boot(spool.path()).await;
+    let mut p = phone(addr).await;
+    p.send_voice(voice_message("m1", "Alice", 200), fixture_pcm(200))
+        .await
+        .unwrap();
+    delivered(&mut p, "m1").await;
+    rig.wait("message-played m1").await;
+    drop(p);
+
+    // The phone never saw the ack (say): it offers m1 again on a new link.
+    let mut p = phone(addr).await;
+    p.send_voice(voice_message("m1", "Alice", 200), fixture_pcm(200))
+        .await
+        .unwrap();
+    delivered(&mut p, "m1").await;
+    p.send_voice(voice_message("m2", "Alice", 200), fixture_pcm(200))
+        .await
+        .unwrap();
+    delivered(&mut p, "m2").await;
+    rig.wait("message-played m2").await;
+    let plays = labels(&rig).iter().filter(|l| *l == "message m1").count();
+    assert_eq!(plays, 1, "{:?}", labels(&rig));
+    rig.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_frames_get_an_error_reply_and_the_link_stays_up() {
+    let spool = tempfile::tempdir().unwrap();
+    let (mut rig, addr) = boot(spool.path()).await;
+    let mut p = phone(addr).await;
+
+    // Unknown type.
+    p.send_raw(&[0xCD, 0x01, 0x7E, 0x00, 0, 0, 0, 0])
+        .await
+        .unwrap();
+    p.wait_for("error (unknown type)", WITHIN, |e| {
+        matches!(e, Event::PeerError(_))
+    })
+    .await
+    .unwrap();
+    // Truncated: a text message frame whose payload ends inside its first field.
+    p.send_raw(&[0xCD, 0x01, 0x11, 0x00, 0, 0, 0, 2, 5, b'a'])
+        .await
+        .unwrap();
+    p.wait_for("error (truncated)", WITHIN, |e| {
+        matches!(e, Event::PeerError(_))
+    })
+    .await
+    .unwrap();
+    // Invalid UTF-8 in the sender's name.
+    let mut bytes = Frame::TextMessage(text("t-bad", "hi")).to_bytes().unwrap();
+    let at = bytes.windows(3).position(|w| w == b"Bob").unwrap();
+    bytes[at] = 0xFF;
+    bytes[at + 1] = 0xFE;
+    p.send_raw(&bytes).await.unwrap();
+    p.wait_for("error (invalid utf-8)", WITHIN, |e| {
+        matches!(e, Event::PeerError(_))
+    })
+    .await
+    .unwrap();
+    // Oversized: the header announces more than a frame may hold; the payload is skipped.
+    let mut big = vec![0xCD, 0x01, 0x11, 0x00];
+    big.extend_from_slice(&0x0002_0000u32.to_be_bytes());
+    big.resize(8 + 0x0002_0000, 0);
+    p.send_raw(&big).await.unwrap();
+    p.wait_for("error (oversized)", WITHIN, |e| {
+        matches!(e, Event::PeerError(_))
+    })
+    .await
+    .unwrap();
+
+    // Still up: a good message goes through.
+    p.send_text(text("t1", "still here")).await.unwrap();
+    delivered(&mut p, "t1").await;
+    rig.wait("message-received t1").await;
+    rig.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn voice_message_scenario_receives_announces_plays_and_receipts() {
+    use codriver_daemon::simulate::{Scenario, Simulation, prepare};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.dbus.enabled = false;
+    config.simulation.output_directory = dir.path().to_owned();
+    config.messages.tts_command = "/nonexistent/espeak-ng".into();
+    let config = prepare(config, Some(Scenario::VoiceMessage));
+    assert!(config.messages.companion_tcp.is_some());
+    let out = codriver_hal::mock::MockAudioOutput::new();
+    let report = Simulation::new(config, std::sync::Arc::new(out.clone()))
+        .run(Some(Scenario::VoiceMessage), std::future::pending())
+        .await
+        .unwrap();
+    let wanted = [
+        "hands-free-ready",
+        "companion-connected",
+        "message-received sim-",
+        "message-played sim-",
+        "listened-receipt-sent sim-",
+    ];
+    let mut it = report.events.iter();
+    for w in wanted {
+        assert!(
+            it.any(|e| e.starts_with(w)),
+            "{w:?} in {:#?}",
+            report.events
+        );
+    }
+    let labels: Vec<String> = out.playbacks().into_iter().map(|p| p.label).collect();
+    assert!(labels.contains(&"chime-message".to_owned()), "{labels:?}");
+    assert!(
+        labels.iter().any(|l| l.starts_with("message sim-")),
+        "{labels:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn link_loss_mid_transfer_resumes_from_the_durable_offset() {
+    let spool = tempfile::tempdir().unwrap();
+    let (mut rig, addr) = boot(spool.path()).await;
+    let audio = fixture_pcm(3125); // 100 000 bytes: 7 chunks of 16 KiB
+    let mut p = phone(addr).await;
+    // HELLO is out already; the offer and two chunks fit, the third breaks the link.
+    p.lose_link_after(40_000);
+    p.send_voice(voice_message("r1", "Alice", 3125), audio.clone())
+        .await
+        .unwrap();
+    p.wait_for("accept", WITHIN, |e| {
+        matches!(e, Event::OfferAccepted { offset: 0, .. })
+    })
+    .await
+    .unwrap();
+    // A text after the chunks: its ack proves the chunks before it are durable.
+    let marker = Frame::TextMessage(text("marker", "x")).to_bytes().unwrap();
+    p.send_raw(&marker).await.unwrap();
+    delivered(&mut p, "marker").await;
+    drop(p);
+
+    let mut p = phone(addr).await;
+    p.send_voice(voice_message("r1", "Alice", 3125), audio.clone())
+        .await
+        .unwrap();
+    let accepted = p
+        .wait_for("accept", WITHIN, |e| {
+            matches!(e, Event::OfferAccepted { .. })
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        accepted,
+        Event::OfferAccepted {
+            id: "r1".into(),
+            offset: 2 * 0x4000
+        },
+        "resumed after the two durable chunks"
+    );
+    delivered(&mut p, "r1").await;
+    rig.wait("message-played r1").await;
+    rig.wait("listened-receipt-sent r1").await;
+    let played = rig.audio.playbacks();
+    let message = played.iter().find(|p| p.label == "message r1").unwrap();
+    let expected: Vec<i16> = audio
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    assert_eq!(message.samples.len(), expected.len(), "whole");
+    // In order: each sample is the sent one at the message volume (80 % by default).
+    let off = message
+        .samples
+        .iter()
+        .zip(&expected)
+        .position(|(&got, &sent)| (f32::from(got) - f32::from(sent) * 0.8).abs() > 2.0);
+    assert_eq!(off, None, "first differing sample");
+    rig.shutdown().await;
+}
