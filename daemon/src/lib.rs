@@ -291,6 +291,9 @@ impl Daemon {
                         button_rx = None;
                     }
                 },
+                (device, result) = state.link.attempt_finished() => {
+                    state.link.on_attempt_finished(device, result);
+                }
                 () = sleep_until(deadline) => {
                     let now = Instant::now();
                     if state.recovery.retry_at.is_some_and(|t| t <= now) {

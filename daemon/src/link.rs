@@ -41,6 +41,8 @@ pub(crate) struct Link {
     devices: BTreeMap<Address, DeviceInfo>,
     /// Phones we are trying to reconnect, with their backoff.
     reconnect: HashMap<Address, Backoff>,
+    /// Connection attempts running off the main loop.
+    attempts: tokio::task::JoinSet<(Address, Result<(), BluetoothError>)>,
     /// Phones whose Hands-Free link is up.
     hands_free: HashSet<Address>,
     /// Reconnect order: most recently used last.
@@ -76,6 +78,7 @@ impl Link {
             approved: HashSet::new(),
             devices: BTreeMap::new(),
             reconnect: HashMap::new(),
+            attempts: tokio::task::JoinSet::new(),
             hands_free: HashSet::new(),
             last_used: Vec::new(),
             reconnect_stopped: false,
@@ -184,6 +187,7 @@ impl Link {
         let backoff = self
             .reconnect
             .values()
+            .filter(|b| !b.in_flight)
             .map(|b| b.next)
             .min()
             .filter(|_| self.service_up);
@@ -228,11 +232,46 @@ impl Link {
         let due: Vec<Address> = self
             .reconnect
             .iter()
-            .filter(|(_, b)| b.next <= now)
+            .filter(|(_, b)| !b.in_flight && b.next <= now)
             .map(|(a, _)| *a)
             .collect();
         for device in due {
-            self.try_reconnect(device, now).await;
+            self.start_reconnect(device);
+        }
+    }
+
+    /// Waits for the next connection attempt to finish; never resolves while none runs. The
+    /// main loop selects on it, so a slow page (BlueZ may take 10 s to give up on a phone that
+    /// is away) never holds up buttons, the agent or the D-Bus API.
+    pub(crate) async fn attempt_finished(&mut self) -> (Address, Result<(), BluetoothError>) {
+        loop {
+            match self.attempts.join_next().await {
+                Some(Ok(outcome)) => return outcome,
+                Some(Err(e)) => tracing::warn!(error = %e, "a reconnect attempt task failed"),
+                None => std::future::pending::<()>().await,
+            }
+        }
+    }
+
+    /// A connection attempt finished: success leaves the rest to the profile connection that
+    /// follows; failure schedules the next attempt, counted from now.
+    pub(crate) fn on_attempt_finished(
+        &mut self,
+        device: Address,
+        result: Result<(), BluetoothError>,
+    ) {
+        match result {
+            Ok(()) => {
+                self.reconnect.remove(&device);
+            }
+            Err(e) => {
+                if let Some(b) = self.reconnect.get_mut(&device) {
+                    b.in_flight = false;
+                    b.next = Instant::now();
+                    let delay = b.schedule(&self.config.reconnect, &mut self.rng);
+                    tracing::info!(%device, error = %e, retry_in = ?delay, "reconnect failed");
+                }
+            }
         }
     }
 
@@ -550,24 +589,18 @@ impl Link {
         self.config = config;
     }
 
-    async fn try_reconnect(&mut self, device: Address, now: Instant) {
-        tracing::info!(%device, "reconnecting Hands-Free");
-        match self
-            .host
-            .connect_profile(device, ProfileKind::HandsFree)
-            .await
-        {
-            Ok(()) => {
-                self.reconnect.remove(&device);
-            }
-            Err(e) => {
-                if let Some(b) = self.reconnect.get_mut(&device) {
-                    b.next = now;
-                    let delay = b.schedule(&self.config.reconnect, &mut self.rng);
-                    tracing::info!(%device, error = %e, retry_in = ?delay, "reconnect failed");
-                }
-            }
+    fn start_reconnect(&mut self, device: Address) {
+        if let Some(b) = self.reconnect.get_mut(&device) {
+            b.in_flight = true;
         }
+        tracing::info!(%device, "reconnecting Hands-Free");
+        let host = self.host.clone();
+        self.attempts.spawn(async move {
+            (
+                device,
+                host.connect_profile(device, ProfileKind::HandsFree).await,
+            )
+        });
     }
 
     fn touch(&mut self, device: Address) {
@@ -606,6 +639,8 @@ impl Link {
 pub(crate) struct Backoff {
     attempt: u32,
     pub(crate) next: Instant,
+    /// A connection attempt is running; the next one is scheduled when it fails.
+    in_flight: bool,
 }
 
 impl Backoff {
@@ -613,6 +648,7 @@ impl Backoff {
         Backoff {
             attempt: 0,
             next: now,
+            in_flight: false,
         }
     }
 

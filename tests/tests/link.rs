@@ -155,3 +155,36 @@ async fn stop_reconnecting_ends_the_backoff_until_the_phone_connects_by_itself()
     rig.wait("hands-free-ready").await;
     rig.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_reconnect_attempt_does_not_hold_up_the_buttons() {
+    let host = MockBluetooth::new();
+    host.add_known_device(DeviceInfo {
+        address: PHONE,
+        name: Some("Test Phone".into()),
+        paired: true,
+        trusted: true,
+        connected: false,
+    });
+    // The phone is away: each page takes 10 s to fail, as with BlueZ.
+    host.set_connect_delay(Duration::from_secs(10));
+    let mut rig = Rig::boot(Config::default(), host, Profile::AndroidLike);
+    rig.wait("ready").await;
+    let pressed = tokio::time::Instant::now();
+    // Idle long press: open the pairing window, while the first reconnect attempt pages.
+    rig.long_press().await;
+    rig.wait("pairing-window-opened").await;
+    assert!(
+        pressed.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        pressed.elapsed()
+    );
+    assert!(
+        rig.host.calls().contains(&BluetoothCall::ConnectProfile(
+            PHONE,
+            ProfileKind::HandsFree
+        )),
+        "the reconnect attempt was running meanwhile"
+    );
+    rig.shutdown().await;
+}

@@ -85,6 +85,8 @@ struct State {
     /// Errors to return from the next matching calls, in order.
     failures: VecDeque<(BluetoothCall, BluetoothError)>,
     calls: Vec<BluetoothCall>,
+    /// How long `connect_profile` takes to answer, like paging a phone that is away.
+    connect_delay: std::time::Duration,
 }
 
 /// How a simulated phone pairs.
@@ -162,6 +164,7 @@ impl MockBluetooth {
                     service_subscribers: Vec::new(),
                     failures: VecDeque::new(),
                     calls: Vec::new(),
+                    connect_delay: std::time::Duration::ZERO,
                 }),
                 expectations: Expectations::new("MockBluetooth"),
             }),
@@ -183,6 +186,12 @@ impl MockBluetooth {
     /// Makes the next call equal to `call` fail with `error`.
     pub fn fail_next(&self, call: BluetoothCall, error: BluetoothError) {
         lock(&self.inner.state).failures.push_back((call, error));
+    }
+
+    /// Makes every `connect_profile` take `delay` (tokio time) before it answers, as BlueZ
+    /// does while paging a phone that is not there.
+    pub fn set_connect_delay(&self, delay: std::time::Duration) {
+        lock(&self.inner.state).connect_delay = delay;
     }
 
     /// Panics if an expected call has not been made.
@@ -338,6 +347,10 @@ impl BluetoothHost for MockBluetooth {
         kind: ProfileKind,
     ) -> Result<(), BluetoothError> {
         self.record(BluetoothCall::ConnectProfile(device, kind))?;
+        let delay = lock(&self.inner.state).connect_delay;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         let unreachable = |reason: &str| BluetoothError::ConnectFailed {
             device,
             kind,
