@@ -73,6 +73,13 @@ pub enum DaemonEvent {
         /// Which profile.
         profile: ProfileKind,
     },
+    /// A profile connection from a device not paired through codriver was closed.
+    ConnectionRefused {
+        /// The device.
+        device: Address,
+        /// The profile it tried.
+        profile: ProfileKind,
+    },
     /// A phone's link went down.
     PhoneDisconnected {
         /// The phone.
@@ -197,6 +204,9 @@ impl fmt::Display for DaemonEvent {
             }
             DaemonEvent::ProfileConnected { device, profile } => {
                 write!(f, "profile-connected {device} {profile}")
+            }
+            DaemonEvent::ConnectionRefused { device, profile } => {
+                write!(f, "connection-refused {device} {profile}")
             }
             DaemonEvent::PhoneDisconnected { device } => write!(f, "phone-disconnected {device}"),
             DaemonEvent::HandsFreeReady { device } => write!(f, "hands-free-ready {device}"),

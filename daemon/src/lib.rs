@@ -555,6 +555,18 @@ impl State {
             kind,
             stream,
         } = conn;
+        if !self.link.may_connect(device) {
+            // Dropping the stream closes the RFCOMM link.
+            tracing::warn!(%device, "refusing Hands-Free from a device not paired through codriver");
+            publish(
+                &self.events,
+                DaemonEvent::ConnectionRefused {
+                    device,
+                    profile: kind,
+                },
+            );
+            return;
+        }
         self.link.on_profile_connected(device, kind);
         let link = HfpLink::spawn(device, stream, hfp_config(&self.config), updates.clone());
         // A new link replaces an old one to the same phone (it reconnected).

@@ -538,6 +538,14 @@ impl Link {
         }
     }
 
+    /// Whether `device` may use the car's profiles: it paired through codriver's policy (this
+    /// run), or BlueZ has it trusted, which only codriver grants. BlueZ's RequireAuthentication
+    /// only asks for a bond, and a bond made behind codriver's back (another agent,
+    /// bluetoothctl) must not get calls or messages.
+    pub(crate) fn may_connect(&self, device: Address) -> bool {
+        self.approved.contains(&device) || self.devices.get(&device).is_some_and(|d| d.trusted)
+    }
+
     /// A profile connection came up (either direction).
     pub(crate) fn on_profile_connected(&mut self, device: Address, kind: ProfileKind) {
         publish(

@@ -188,3 +188,29 @@ async fn a_slow_reconnect_attempt_does_not_hold_up_the_buttons() {
     );
     rig.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn hands_free_from_a_device_paired_behind_codrivers_back_is_refused() {
+    let host = MockBluetooth::new();
+    // Bonded (say with bluetoothctl and another agent) but never trusted by codriver.
+    host.add_known_device(DeviceInfo {
+        address: PHONE,
+        name: Some("Stranger".into()),
+        paired: true,
+        trusted: false,
+        connected: false,
+    });
+    let mut rig = Rig::boot(Config::default(), host, Profile::AndroidLike);
+    rig.wait("ready").await;
+    rig.phone.appear().await;
+    let _stream = rig.phone.connect_hands_free().await.unwrap();
+    rig.wait(&format!("connection-refused {PHONE} hands-free"))
+        .await;
+    assert!(
+        tokio::time::timeout(Duration::from_secs(30), rig.wait("hands-free-ready"))
+            .await
+            .is_err(),
+        "no service level connection"
+    );
+    rig.shutdown().await;
+}
