@@ -71,7 +71,9 @@ def one_run(idle_seconds, address):
                 if time.monotonic() > deadline:
                     raise RuntimeError("the simulated phone never connected")
                 time.sleep(0.05)
-            time.sleep(1)  # let start-up chimes and allocations settle
+            # Let start-up settle: chimes, allocations, and codriverd paging out its set-up code
+            # 2 s after the connection (daemon/src/memory.rs).
+            time.sleep(3)
             rss = status_kb(proc.pid, "VmRSS")
             t1, c1 = time.monotonic(), cpu_ticks(proc.pid)
             time.sleep(idle_seconds)

@@ -20,6 +20,8 @@ pub mod events;
 pub mod hardware;
 pub mod link;
 pub mod logging;
+#[cfg(target_os = "linux")]
+pub mod memory;
 pub mod messages;
 pub mod notify;
 pub mod pairing;

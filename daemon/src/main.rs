@@ -109,6 +109,44 @@ fn check_config(path: &Path) -> ExitCode {
     }
 }
 
+/// Hands the code pages that only set-up needed back to the page cache (see
+/// `codriver_daemon::memory`): once after READY and once after each phone's service level
+/// connection, each time when the burst of work has settled for two seconds. One-shot, event
+/// driven: an idle daemon has no timer.
+fn release_startup_code_when_settled(handle: &DaemonHandle) {
+    use codriver_daemon::events::DaemonEvent;
+    const SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
+    let mut events = handle.subscribe();
+    tokio::spawn(async move {
+        let mut due: Option<tokio::time::Instant> = None;
+        loop {
+            let wait = async {
+                match due {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                event = events.recv() => match event {
+                    Ok(DaemonEvent::Ready | DaemonEvent::HandsFreeReady { .. }) => {
+                        due = Some(tokio::time::Instant::now() + SETTLE);
+                    }
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                },
+                () = wait => {
+                    due = None;
+                    #[cfg(target_os = "linux")]
+                    match codriver_daemon::memory::release_startup_code() {
+                        Ok(bytes) => tracing::debug!(bytes, "set-up code paged out"),
+                        Err(e) => tracing::debug!(error = %e, "set-up code stays resident"),
+                    }
+                }
+            }
+        }
+    });
+}
+
 async fn serve(
     cli: Cli,
     config: Config,
@@ -128,6 +166,7 @@ async fn serve(
         let output = simulation_output(&config)?;
         let config = codriver_daemon::simulate::prepare(config, cli.scenario);
         let sim = Simulation::new(config, output);
+        release_startup_code_when_settled(&sim.handle());
         spawn_reloader(sim.handle(), config_path, log)?;
         let report = sim.run(cli.scenario, shutdown).await?;
         if let Some(s) = cli.scenario {
@@ -144,6 +183,7 @@ async fn serve(
         "this codriverd was built without the `linux` feature: only --simulate is available"
     );
     let daemon = Daemon::new(config, hal);
+    release_startup_code_when_settled(&daemon.handle());
     spawn_reloader(daemon.handle(), config_path, log)?;
     daemon.run(shutdown).await?;
     Ok(())
