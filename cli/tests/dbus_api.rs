@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,43 +15,9 @@ use codriver_hal::Hal;
 use codriver_hal::mock::{MockAudioInput, MockAudioOutput, MockBluetooth};
 use codriver_phone_sim::ag::Profile;
 use codriver_phone_sim::{PhoneSpec, SimulatedPhone};
+use codriver_tests::private_bus::PrivateBus;
 
 const CTL: &str = env!("CARGO_BIN_EXE_codriverctl");
-
-/// A dbus-daemon of our own, killed on drop.
-struct PrivateBus {
-    child: Child,
-    address: String,
-}
-
-impl PrivateBus {
-    fn start() -> PrivateBus {
-        let conf = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../tests/dbus/system-like.conf"
-        );
-        let mut child = Command::new("dbus-daemon")
-            .args(["--config-file", conf, "--nofork", "--print-address=1"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("dbus-daemon (package dbus-daemon) must be installed: scripts/setup.sh");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        PrivateBus {
-            child,
-            address: line.trim().to_owned(),
-        }
-    }
-}
-
-impl Drop for PrivateBus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn ctl(bus: &PrivateBus, args: &[&str]) -> std::process::Output {
     Command::new(CTL)

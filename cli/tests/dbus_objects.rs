@@ -5,9 +5,8 @@
 //! daemon serves (`CODRIVER_BLESS=1` rewrites those files from the live objects).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,44 +17,10 @@ use codriver_hal::mock::{MockAudioInput, MockAudioOutput, MockBluetooth};
 use codriver_hal::{DeviceInfo, Hal};
 use codriver_phone_sim::ag::{AgEvent, Profile};
 use codriver_phone_sim::{AgCommand, AgLink, PhoneSpec, SimulatedPhone};
+use codriver_tests::private_bus::PrivateBus;
 
 const CTL: &str = env!("CARGO_BIN_EXE_codriverctl");
 const STEP: Duration = Duration::from_secs(20);
-
-/// A dbus-daemon of our own, killed on drop.
-struct PrivateBus {
-    child: Child,
-    address: String,
-}
-
-impl PrivateBus {
-    fn start() -> PrivateBus {
-        let conf = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../tests/dbus/system-like.conf"
-        );
-        let mut child = Command::new("dbus-daemon")
-            .args(["--config-file", conf, "--nofork", "--print-address=1"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("dbus-daemon (package dbus-daemon) must be installed: scripts/setup.sh");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        PrivateBus {
-            child,
-            address: line.trim().to_owned(),
-        }
-    }
-}
-
-impl Drop for PrivateBus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Runs codriverctl; returns (success, stdout, stderr).
 fn ctl(bus: &PrivateBus, args: &[&str]) -> (bool, String, String) {
