@@ -590,72 +590,60 @@ fn apply_property(info: &mut DeviceInfo, property: DeviceProperty) -> bool {
 /// The default agent serves every adapter on the machine; a request for another adapter is
 /// refused here rather than decided by codriver's policy, which is only about the car's own.
 fn pairing_agent(tx: mpsc::Sender<AgentRequest>, adapter: String) -> Agent {
-    let ours = Arc::new(move |requested: &str| {
-        let ok = requested == adapter;
-        if !ok {
-            tracing::info!(requested, "agent request for another adapter refused");
-        }
-        ok
-    });
-    let t = tx.clone();
-    let o = ours.clone();
-    let request_confirmation: RequestConfirmationFn = Box::new(move |req| {
-        let tx = t.clone();
-        let ours = o.clone();
-        Box::pin(async move {
-            if !ours(&req.adapter) {
-                return Err(ReqError::Rejected);
-            }
-            let device = from_bluer(req.device);
-            ask(&tx, AGENT_TIMEOUT, |reply| AgentRequest::Confirm {
-                device,
-                passkey: req.passkey,
-                reply,
-            })
-            .await
-        })
-    });
-    let t = tx.clone();
-    let o = ours.clone();
-    let request_pin_code: RequestPinCodeFn = Box::new(move |req| {
-        let tx = t.clone();
-        let ours = o.clone();
-        Box::pin(async move {
-            if !ours(&req.adapter) {
-                return Err(ReqError::Rejected);
-            }
-            let device = from_bluer(req.device);
-            ask(&tx, AGENT_TIMEOUT, |reply| AgentRequest::PinCode {
-                device,
-                reply,
-            })
-            .await
-        })
-    });
-    let t = tx.clone();
-    let o = ours.clone();
-    let request_passkey: RequestPasskeyFn = Box::new(move |req| {
-        let tx = t.clone();
-        let ours = o.clone();
-        Box::pin(async move {
-            if !ours(&req.adapter) {
-                return Err(ReqError::Rejected);
-            }
-            let device = from_bluer(req.device);
-            ask(&tx, AGENT_TIMEOUT, |reply| AgentRequest::Passkey {
-                device,
-                reply,
-            })
-            .await
-        })
-    });
-    let t = tx.clone();
-    let o = ours.clone();
+    let adapter: Arc<str> = adapter.into();
+    let request_confirmation: RequestConfirmationFn = forward(
+        &tx,
+        &adapter,
+        |r: &bluer::agent::RequestConfirmation| &r.adapter,
+        |r, reply| AgentRequest::Confirm {
+            device: from_bluer(r.device),
+            passkey: r.passkey,
+            reply,
+        },
+    );
+    let request_pin_code: RequestPinCodeFn = forward(
+        &tx,
+        &adapter,
+        |r: &bluer::agent::RequestPinCode| &r.adapter,
+        |r, reply| AgentRequest::PinCode {
+            device: from_bluer(r.device),
+            reply,
+        },
+    );
+    let request_passkey: RequestPasskeyFn = forward(
+        &tx,
+        &adapter,
+        |r: &bluer::agent::RequestPasskey| &r.adapter,
+        |r, reply| AgentRequest::Passkey {
+            device: from_bluer(r.device),
+            reply,
+        },
+    );
+    let request_authorization: RequestAuthorizationFn = forward(
+        &tx,
+        &adapter,
+        |r: &bluer::agent::RequestAuthorization| &r.adapter,
+        |r, reply| AgentRequest::Authorize {
+            device: from_bluer(r.device),
+            reply,
+        },
+    );
+    let authorize_service: AuthorizeServiceFn = forward(
+        &tx,
+        &adapter,
+        |r: &bluer::agent::AuthorizeService| &r.adapter,
+        |r, reply| AgentRequest::AuthorizeService {
+            device: from_bluer(r.device),
+            uuid: r.service.to_string(),
+            reply,
+        },
+    );
+    // Display-passkey answers nothing: it announces, and reports BlueZ's cancel.
     let display_passkey: DisplayPasskeyFn = Box::new(move |req| {
-        let tx = t.clone();
-        let ours = o.clone();
+        let tx = tx.clone();
+        let ours = is_our_adapter(&adapter, &req.adapter);
         Box::pin(async move {
-            if !ours(&req.adapter) {
+            if !ours {
                 return Err(ReqError::Rejected);
             }
             // BlueZ calls again for every digit typed on the phone; announce only once.
@@ -679,42 +667,6 @@ fn pairing_agent(tx: mpsc::Sender<AgentRequest>, adapter: String) -> Agent {
             Ok(())
         })
     });
-    let t = tx.clone();
-    let o = ours.clone();
-    let request_authorization: RequestAuthorizationFn = Box::new(move |req| {
-        let tx = t.clone();
-        let ours = o.clone();
-        Box::pin(async move {
-            if !ours(&req.adapter) {
-                return Err(ReqError::Rejected);
-            }
-            let device = from_bluer(req.device);
-            ask(&tx, AGENT_TIMEOUT, |reply| AgentRequest::Authorize {
-                device,
-                reply,
-            })
-            .await
-        })
-    });
-    let t = tx;
-    let o = ours;
-    let authorize_service: AuthorizeServiceFn = Box::new(move |req| {
-        let tx = t.clone();
-        let ours = o.clone();
-        Box::pin(async move {
-            if !ours(&req.adapter) {
-                return Err(ReqError::Rejected);
-            }
-            let device = from_bluer(req.device);
-            let uuid = req.service.to_string();
-            ask(&tx, AGENT_TIMEOUT, |reply| AgentRequest::AuthorizeService {
-                device,
-                uuid,
-                reply,
-            })
-            .await
-        })
-    });
     Agent {
         request_default: true,
         request_pin_code: Some(request_pin_code),
@@ -726,6 +678,42 @@ fn pairing_agent(tx: mpsc::Sender<AgentRequest>, adapter: String) -> Agent {
         authorize_service: Some(authorize_service),
         ..Default::default()
     }
+}
+
+/// One agent callback: refuses a request for another adapter, otherwise turns bluer's request
+/// into an [`AgentRequest`] with `make` and waits for the daemon's answer (see [`ask`]).
+#[allow(clippy::type_complexity)] // bluer's callback type, spelled out.
+fn forward<R, T>(
+    tx: &mpsc::Sender<AgentRequest>,
+    adapter: &Arc<str>,
+    adapter_of: fn(&R) -> &String,
+    make: fn(R, AgentReply<T>) -> AgentRequest,
+) -> Box<dyn Fn(R) -> Pin<Box<dyn Future<Output = ReqResult<T>> + Send>> + Send + Sync>
+where
+    R: Send + 'static,
+    T: Send + 'static,
+{
+    let tx = tx.clone();
+    let adapter = adapter.clone();
+    Box::new(move |req| {
+        let tx = tx.clone();
+        let ours = is_our_adapter(&adapter, adapter_of(&req));
+        Box::pin(async move {
+            if !ours {
+                return Err(ReqError::Rejected);
+            }
+            ask(&tx, AGENT_TIMEOUT, |reply| make(req, reply)).await
+        })
+    })
+}
+
+/// Whether a request is for our adapter; the default agent also hears the others.
+fn is_our_adapter(ours: &str, requested: &str) -> bool {
+    let ok = requested == ours;
+    if !ok {
+        tracing::info!(requested, "agent request for another adapter refused");
+    }
+    ok
 }
 
 /// Sends one request to the daemon and waits for its answer.
