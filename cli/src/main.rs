@@ -31,8 +31,13 @@ struct Cli {
 enum Cmd {
     /// Show the daemon's state: version, pairing window, phones, volume.
     Status,
-    /// List the phones with a Hands-Free connection: name, battery, signal, service.
-    Phones,
+    /// List the phones with a Hands-Free connection (name, battery, signal, service), or
+    /// connect or disconnect a paired one.
+    Phones {
+        /// What to do; without it, list the phones.
+        #[command(subcommand)]
+        action: Option<PhoneAction>,
+    },
     /// Pairing: open or close the window, approve or reject a waiting phone.
     Pair {
         #[command(subcommand)]
@@ -64,6 +69,21 @@ enum Cmd {
         /// The shell.
         #[arg(value_enum)]
         shell: Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PhoneAction {
+    /// Connect a paired phone now (it is reconnected after link loss again).
+    Connect {
+        /// The phone's Bluetooth address, AA:BB:CC:DD:EE:FF.
+        address: String,
+    },
+    /// Disconnect a phone; it is not reconnected until `connect`, or until it connects by
+    /// itself. It stays paired.
+    Disconnect {
+        /// The phone's Bluetooth address, AA:BB:CC:DD:EE:FF.
+        address: String,
     },
 }
 
@@ -136,6 +156,8 @@ trait Daemon {
     fn approve_pairing(&self) -> zbus::Result<()>;
     fn reject_pairing(&self) -> zbus::Result<()>;
     fn stop_reconnecting(&self) -> zbus::Result<()>;
+    fn connect_phone(&self, address: &str) -> zbus::Result<()>;
+    fn disconnect_phone(&self, address: &str) -> zbus::Result<()>;
     fn answer(&self) -> zbus::Result<()>;
     fn hangup(&self) -> zbus::Result<()>;
     fn dial(&self, number: &str) -> zbus::Result<()>;
@@ -238,7 +260,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("volume: {volume}%");
             }
         }
-        Cmd::Phones => {
+        Cmd::Phones {
+            action: Some(PhoneAction::Connect { address }),
+        } => daemon.connect_phone(&address).await?,
+        Cmd::Phones {
+            action: Some(PhoneAction::Disconnect { address }),
+        } => daemon.disconnect_phone(&address).await?,
+        Cmd::Phones { action: None } => {
             let objects = Objects::fetch(&conn).await?;
             let phones = objects.with(PHONE_INTERFACE);
             if json {

@@ -161,6 +161,27 @@ async fn codriverctl_approves_pairing_and_watches_events() {
         "{joined}"
     );
 
+    // Disconnect by address; a malformed address is a typed error.
+    let bad = ctl(&bus, &["phones", "connect", "not-an-address"]);
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr).into_owned();
+    assert!(
+        err.contains("org.codriver.Codriver1.Error.InvalidArgument"),
+        "{err}"
+    );
+    let disconnect = ctl(&bus, &["phones", "disconnect", "00:11:22:33:44:55"]);
+    assert!(
+        disconnect.status.success(),
+        "{}",
+        String::from_utf8_lossy(&disconnect.stderr)
+    );
+    wait_for(&mut events, |e| {
+        matches!(e, DaemonEvent::PhoneDisconnected { .. })
+    })
+    .await;
+    let phones = String::from_utf8(ctl(&bus, &["phones"]).stdout).unwrap();
+    assert!(phones.contains("no phone connected"), "{phones}");
+
     let _ = stop.send(());
     task.await.unwrap().unwrap();
 }

@@ -51,6 +51,8 @@ pub enum ApiError {
     ZBus(zbus::Error),
     /// The request cannot apply now (no pairing request waiting, no phone connected, …).
     NotPossible(String),
+    /// An argument is malformed (an address that is not `AA:BB:CC:DD:EE:FF`, …).
+    InvalidArgument(String),
     /// The daemon is shutting down.
     Stopped(String),
 }
@@ -135,6 +137,27 @@ impl DaemonApi {
     /// Stops trying to reconnect phones until one connects by itself or the daemon restarts.
     async fn stop_reconnecting(&self) -> Result<(), ApiError> {
         Ok(self.handle.request(Command::StopReconnecting).await?)
+    }
+
+    /// Connects the paired phone at `address` (`AA:BB:CC:DD:EE:FF`) now; it is reconnected
+    /// after link loss again. Returns once the attempt started: the phone object appears
+    /// when its Hands-Free link is up.
+    async fn connect_phone(&self, address: String) -> Result<(), ApiError> {
+        let device = parse_address(&address)?;
+        Ok(self
+            .handle
+            .request(|r| Command::ConnectPhone(device, r))
+            .await?)
+    }
+
+    /// Disconnects the phone at `address` and stops reconnecting it until `ConnectPhone`,
+    /// or until the phone connects by itself. It stays paired.
+    async fn disconnect_phone(&self, address: String) -> Result<(), ApiError> {
+        let device = parse_address(&address)?;
+        Ok(self
+            .handle
+            .request(|r| Command::DisconnectPhone(device, r))
+            .await?)
     }
 
     /// Answers the ringing call.
@@ -290,6 +313,16 @@ impl PhoneApi {
             .await?)
     }
 
+    /// Disconnects this phone and stops reconnecting it until `Daemon.ConnectPhone`, or until
+    /// the phone connects by itself. It stays paired.
+    async fn disconnect(&self) -> Result<(), ApiError> {
+        let device = self.shown.address;
+        Ok(self
+            .handle
+            .request(|r| Command::DisconnectPhone(device, r))
+            .await?)
+    }
+
     /// Starts this phone's voice assistant (AT+BVRA=1).
     async fn voice_assistant(&self) -> Result<(), ApiError> {
         let device = self.shown.address;
@@ -417,6 +450,12 @@ pub fn phone_path(device: Address) -> zbus::zvariant::Result<OwnedObjectPath> {
 /// The object path of call number `n`: `/org/codriver/Codriver1/call/<n>`.
 pub fn call_path(n: u32) -> zbus::zvariant::Result<OwnedObjectPath> {
     ObjectPath::try_from(format!("{OBJECT_PATH}/call/{n}")).map(OwnedObjectPath::from)
+}
+
+fn parse_address(address: &str) -> Result<Address, ApiError> {
+    address.parse().map_err(|e| {
+        ApiError::InvalidArgument(format!("{address}: {e} (expected AA:BB:CC:DD:EE:FF)"))
+    })
 }
 
 fn root_path() -> OwnedObjectPath {

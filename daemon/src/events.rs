@@ -259,6 +259,11 @@ pub enum Command {
     CallOn(Address, CallAction, Reply),
     /// Volume up (`true`) or down: the call's speaker gain in a call, else chimes and messages.
     Volume(bool, Reply),
+    /// Connect a paired phone's Hands-Free now (and reconnect it again after link loss).
+    ConnectPhone(Address, Reply),
+    /// Disconnect a phone and stop reconnecting it until it is asked to connect again or
+    /// connects by itself.
+    DisconnectPhone(Address, Reply),
 }
 
 /// Where a command's outcome goes: `Ok`, or why it could not apply.

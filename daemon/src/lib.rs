@@ -44,7 +44,8 @@ use tokio::time::{Duration, Instant};
 use crate::audio::{AudioPolicy, AudioRouter};
 use crate::controls::{ButtonGesture, GestureDetector, GestureTiming};
 use crate::events::{
-    CallAction, CallSnapshot, Command, DaemonEvent, DaemonHandle, PhoneSnapshot, Snapshot, publish,
+    CallAction, CallSnapshot, Command, DaemonEvent, DaemonHandle, PhoneSnapshot, Reply, Snapshot,
+    publish,
 };
 use crate::link::Link;
 use crate::notify::Notifier;
@@ -532,7 +533,31 @@ impl State {
                 self.apply_config(Arc::new(*config));
                 reply.send(Ok(()));
             }
+            Command::ConnectPhone(device, reply) => reply.send(self.link.connect_now(device)),
+            Command::DisconnectPhone(device, reply) => self.disconnect_phone(device, reply),
         }
+    }
+
+    /// Drops `device`'s Hands-Free link and asks BlueZ to disconnect it, off the main loop
+    /// (BlueZ may take seconds); the reply carries BlueZ's answer.
+    fn disconnect_phone(&mut self, device: codriver_hal::Address, reply: Reply) {
+        if let Err(e) = self.link.hold(device) {
+            reply.send(Err(e));
+            return;
+        }
+        // Dropping the link aborts its driver and closes the RFCOMM socket.
+        if self.phones.remove(&device).is_some() {
+            self.link.on_hands_free_closed(device);
+            self.refresh_active_phone();
+        }
+        let host = self.host.clone();
+        tokio::spawn(async move {
+            reply.send(
+                host.disconnect_device(device)
+                    .await
+                    .map_err(|e| e.to_string()),
+            );
+        });
     }
 
     fn apply_config(&mut self, config: Arc<Config>) {

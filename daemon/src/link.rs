@@ -49,6 +49,9 @@ pub(crate) struct Link {
     last_used: Vec<Address>,
     /// The user asked to stop reconnecting; cleared when a phone connects by itself.
     reconnect_stopped: bool,
+    /// Phones the user disconnected: not reconnected until asked to, or until they connect
+    /// by themselves.
+    held: HashSet<Address>,
     /// Whether bluetoothd is on the bus; while it is not, nothing is attempted.
     service_up: bool,
     rng: XorShift,
@@ -82,6 +85,7 @@ impl Link {
             hands_free: HashSet::new(),
             last_used: Vec::new(),
             reconnect_stopped: false,
+            held: HashSet::new(),
             service_up: true,
             rng: XorShift(seed | 1),
         }
@@ -558,6 +562,7 @@ impl Link {
         if kind == ProfileKind::HandsFree {
             self.reconnect.remove(&device);
             self.reconnect_stopped = false;
+            self.held.remove(&device);
             self.touch(device);
         }
     }
@@ -574,6 +579,7 @@ impl Link {
     pub(crate) fn on_hands_free_closed(&mut self, device: Address) {
         if self.hands_free.remove(&device)
             && self.devices.get(&device).is_some_and(|d| d.connected)
+            && self.auto_reconnect(device)
             && !self.reconnect_stopped
         {
             // The profile dropped but the phone is still there: try again after backoff.
@@ -590,6 +596,40 @@ impl Link {
         self.reconnect_stopped = true;
         tracing::info!("reconnecting stopped on request");
         publish(&self.events, DaemonEvent::ReconnectStopped);
+    }
+
+    /// Connects `device`'s Hands-Free now, whatever the backoff, the stop or an earlier
+    /// [`Link::hold`] said (the user asked for this phone).
+    pub(crate) fn connect_now(&mut self, device: Address) -> Result<(), String> {
+        if !self.may_connect(device) {
+            return Err(format!("{device} is not a phone paired through codriver"));
+        }
+        if self.hands_free.contains(&device) {
+            return Err(format!("{device} is already connected"));
+        }
+        self.held.remove(&device);
+        if self.reconnect.get(&device).is_some_and(|b| b.in_flight) {
+            // An attempt is under way; its outcome is this request's.
+            return Ok(());
+        }
+        self.reconnect.insert(device, Backoff::new(Instant::now()));
+        if !self.service_up {
+            return Err("bluetoothd is not running; the phone connects when it returns".into());
+        }
+        self.start_reconnect(device);
+        Ok(())
+    }
+
+    /// The user disconnects `device`: it is not reconnected until [`Link::connect_now`], or
+    /// until it connects by itself. Errors when the device is not one of ours.
+    pub(crate) fn hold(&mut self, device: Address) -> Result<(), String> {
+        if !self.may_connect(device) {
+            return Err(format!("{device} is not a phone paired through codriver"));
+        }
+        self.held.insert(device);
+        self.reconnect.remove(&device);
+        tracing::info!(%device, "phone disconnected on request; not reconnecting it");
+        Ok(())
     }
 
     /// Applies a reloaded configuration.
@@ -634,11 +674,13 @@ impl Link {
     }
 
     fn auto_reconnect(&self, device: Address) -> bool {
-        self.config
-            .phones
-            .iter()
-            .find(|p| p.address == device)
-            .is_none_or(|p| p.auto_reconnect)
+        !self.held.contains(&device)
+            && self
+                .config
+                .phones
+                .iter()
+                .find(|p| p.address == device)
+                .is_none_or(|p| p.auto_reconnect)
     }
 }
 

@@ -214,3 +214,56 @@ async fn hands_free_from_a_device_paired_behind_codrivers_back_is_refused() {
     );
     rig.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_disconnected_phone_stays_away_until_asked_to_connect() {
+    let (mut rig, link) = Rig::boot_paired(Config::default(), Profile::AndroidLike).await;
+    let before = connect_attempts(&rig.host);
+    rig.handle
+        .request(|r| Command::DisconnectPhone(PHONE, r))
+        .await
+        .unwrap();
+    rig.wait(&format!("phone-disconnected {PHONE}")).await;
+    assert!(
+        rig.host
+            .calls()
+            .contains(&BluetoothCall::DisconnectDevice(PHONE))
+    );
+    drop(link);
+    // Still in range, but the driver said no: an hour passes without an attempt.
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(connect_attempts(&rig.host), before);
+    // Asked to connect, it does at once.
+    rig.handle
+        .request(|r| Command::ConnectPhone(PHONE, r))
+        .await
+        .unwrap();
+    let _link = tokio::time::timeout(STEP, rig.phone.accept_hands_free())
+        .await
+        .expect("connected on request")
+        .expect("in range");
+    rig.wait("hands-free-ready").await;
+    assert_eq!(connect_attempts(&rig.host), before + 1);
+    rig.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn connect_and_disconnect_refuse_devices_that_are_not_ours() {
+    let (rig, _link) = Rig::boot_paired(Config::default(), Profile::AndroidLike).await;
+    let stranger = "00:AA:BB:CC:DD:EE".parse().unwrap();
+    for command in [Command::ConnectPhone, Command::DisconnectPhone] {
+        let err = rig
+            .handle
+            .request(|r| command(stranger, r))
+            .await
+            .unwrap_err();
+        assert!(err.contains("not a phone paired through codriver"), "{err}");
+    }
+    let err = rig
+        .handle
+        .request(|r| Command::ConnectPhone(PHONE, r))
+        .await
+        .unwrap_err();
+    assert!(err.contains("already connected"), "{err}");
+    rig.shutdown().await;
+}

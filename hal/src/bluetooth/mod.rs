@@ -66,6 +66,9 @@ pub trait BluetoothHost: Send + Sync {
     /// Forgets a device: removes its bond and keys.
     async fn remove_device(&self, device: Address) -> Result<(), BluetoothError>;
 
+    /// Disconnects every profile of `device` and its link; it stays paired and trusted.
+    async fn disconnect_device(&self, device: Address) -> Result<(), BluetoothError>;
+
     /// A stream of bluetoothd's comings and goings on the bus.
     ///
     /// When bluetoothd exits (crash, `systemctl restart bluetooth`, upgrade) every

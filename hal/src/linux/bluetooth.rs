@@ -319,6 +319,17 @@ impl BluetoothHost for BluezHost {
             .map_err(|e| device_error(device, e))
     }
 
+    async fn disconnect_device(&self, device: Address) -> Result<(), BluetoothError> {
+        let remote = self
+            .adapter
+            .device(to_bluer(device))
+            .map_err(|e| device_error(device, e))?;
+        remote
+            .disconnect()
+            .await
+            .map_err(|e| device_error(device, e))
+    }
+
     /// Watches `org.bluez`'s owner with a zbus connection of its own: bluer has no signal for
     /// bluetoothd leaving. bluer's `Session` is a connection to the bus, not to bluetoothd, and
     /// its signal matches name `org.bluez` (which the bus daemon resolves to whoever owns it

@@ -44,6 +44,8 @@ pub enum BluetoothCall {
     SetTrusted(Address, bool),
     /// `remove_device(device)`.
     RemoveDevice(Address),
+    /// `disconnect_device(device)`.
+    DisconnectDevice(Address),
     /// `service_events()`.
     ServiceEvents,
 }
@@ -412,6 +414,15 @@ impl BluetoothHost for MockBluetooth {
             return Err(BluetoothError::UnknownDevice(device));
         }
         self.radio().broadcast(DeviceEvent::Removed(device)).await;
+        Ok(())
+    }
+
+    async fn disconnect_device(&self, device: Address) -> Result<(), BluetoothError> {
+        self.record(BluetoothCall::DisconnectDevice(device))?;
+        if !lock(&self.inner.state).devices.contains_key(&device) {
+            return Err(BluetoothError::UnknownDevice(device));
+        }
+        self.radio().set_connected(device, false).await;
         Ok(())
     }
 
