@@ -11,6 +11,8 @@
 #   -x         stop at the first failing scenario (default: run them all)
 #   env BIN_DIR=DIR         take codriverd and phone-standin from DIR instead of building
 #   env REBUILD_IMAGE=1     rebuild the guest image even when the cached one is current
+#   env BTVIRT_SUITE=S      take btvirt from Debian suite S (default forky, 5.87, which carries
+#                           SCO); empty keeps bookworm's 5.66
 #
 # Builds what it needs, cached: host packages (qemu-system-x86, cpio; with sudo when not root),
 # the guest image from Debian packages (tests/bluez-vm/cache/, rebuilt only when
@@ -28,7 +30,7 @@ while getopts "t:x" o; do
   case $o in
     t) TIMEOUT=$OPTARG ;;
     x) STOP_ON_FAIL=1 ;;
-    *) sed -n '2,22p' "$0"; exit 2 ;;
+    *) sed -n '2,24p' "$0"; exit 2 ;;
   esac
 done
 shift $((OPTIND - 1))
@@ -55,7 +57,7 @@ fi
 "$ROOT/scripts/setup.sh"   # the build's own -dev packages
 
 # ---- guest image (cached) ----------------------------------------------------------------------
-key=$(cat "$VM/lib/build-image.sh" "$VM/guest/init" "$VM/guest/lib.sh" "$VM/guest/main.conf" | sha256sum | cut -c1-16)
+key=$( (cat "$VM/lib/build-image.sh" "$VM/guest/init" "$VM/guest/lib.sh" "$VM/guest/main.conf"; echo "btvirt=${BTVIRT_SUITE-forky}") | sha256sum | cut -c1-16)
 if [ -n "${REBUILD_IMAGE:-}" ] || [ ! -f "$CACHE/base.cpio" ] || [ ! -f "$CACHE/vmlinuz" ] \
    || [ "$(cat "$CACHE/image.key" 2>/dev/null)" != "$key" ]; then
   if ! apt-cache depends linux-image-6.12-amd64 2>/dev/null | grep -q 'Depends: linux-image-'; then

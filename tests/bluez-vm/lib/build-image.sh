@@ -7,8 +7,9 @@
 #
 #   out: $CACHE/vmlinuz    Debian's kernel (linux-image-6.12-amd64; 6.1's ECDH self-test fails
 #                          under TCG, which breaks LE pairing)
-#        $CACHE/base.cpio  busybox + bluez 5.66 + bluez-test-tools (btvirt, btmon) + dbus +
-#                          libasound2 (codriverd links it) + kernel modules + guest/
+#        $CACHE/base.cpio  busybox + bluez 5.66 + bluez-test-tools (btmon) + dbus +
+#                          libasound2 (codriverd links it) + kernel modules + guest/, and
+#                          btvirt from $BTVIRT_SUITE (default forky, 5.87: it carries SCO)
 #
 # Needs apt-get (with package lists: run apt-get update first), dpkg-deb and cpio on the host.
 # Called by run.sh when the image is missing or its inputs changed.
@@ -99,6 +100,42 @@ echo "127.0.0.1 localhost bluez-vm" > etc/hosts
 install -m 755 "$VM/guest/init" init
 install -m 644 "$VM/guest/lib.sh" etc/bluez-vm-lib.sh
 install -m 644 "$VM/guest/main.conf" etc/bluetooth/main.conf
+
+# btvirt from a newer suite: bookworm's 5.66 emulated controller has no SCO (MTU 0), 5.74-5.85
+# never deliver the Connect Request to the accepting side; 5.86 and later carry CVSD and
+# transparent eSCO both ways. Only btvirt is taken (from bluez-test-tools); it needs that
+# suite's glibc, so it runs under the suite's own loader and libc kept beside it in
+# /opt/btvirt, behind /usr/local/bin/btvirt, which comes first in init's PATH. bluetoothd,
+# btmon and the kernel stay bookworm's. BTVIRT_SUITE= keeps 5.66.
+BTVIRT_SUITE=${BTVIRT_SUITE-forky}
+if [ -n "$BTVIRT_SUITE" ]; then
+  A=$CACHE/apt-$BTVIRT_SUITE
+  mkdir -p "$A/lists/partial" "$A/archives/partial" "$A/pkgs"
+  : > "$A/status"
+  echo "deb http://deb.debian.org/debian $BTVIRT_SUITE main" > "$A/sources.list"
+  apt_suite=(apt-get -q -o Dir::Etc::SourceList="$A/sources.list" -o Dir::Etc::SourceParts=/dev/null
+    -o Dir::State::Lists="$A/lists" -o Dir::State::status="$A/status" -o Dir::Cache="$A"
+    -o Debug::NoLocking=1 -o APT::Sandbox::User=root)
+  # The suite's package lists, refreshed once a day.
+  if [ -z "$(find "$A/lists" -name '*_Packages*' -mmin -1440 2>/dev/null | head -n 1)" ]; then
+    "${apt_suite[@]}" update >"$A/update.log" 2>&1 || { cat "$A/update.log" >&2; exit 1; }
+  fi
+  rm -f "$A"/pkgs/*.deb
+  (cd "$A/pkgs" && "${apt_suite[@]}" download bluez-test-tools libc6 >"$A/download.log" 2>&1) \
+    || { cat "$A/download.log" >&2; exit 1; }
+  U=$CACHE/btvirt-unpacked; rm -rf "$U"; mkdir -p "$U" opt/btvirt usr/local/bin
+  for deb in "$A"/pkgs/*.deb; do dpkg-deb -x "$deb" "$U"; done
+  install -m 755 "$U/usr/bin/btvirt" opt/btvirt/btvirt
+  cp "$U/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2" "$U/usr/lib/x86_64-linux-gnu/libc.so.6" opt/btvirt/
+  cat > usr/local/bin/btvirt <<'WRAP'
+#!/bin/sh
+exec /opt/btvirt/ld-linux-x86-64.so.2 --library-path /opt/btvirt /opt/btvirt/btvirt "$@"
+WRAP
+  chmod 755 usr/local/bin/btvirt
+  rm -rf "$U"
+  echo "[bluez-vm] btvirt from $BTVIRT_SUITE: $(cd "$A/pkgs" && echo *.deb)" >&2
+fi
+
 find . -print0 | cpio --null -o -H newc --quiet > "$CACHE/base.cpio.new"
 mv "$CACHE/base.cpio.new" "$CACHE/base.cpio"; mv "$CACHE/vmlinuz.new" "$CACHE/vmlinuz"
 cd "$CACHE"; rm -rf "$K" "$S"   # the full module tree is ~400 MB
