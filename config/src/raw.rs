@@ -185,6 +185,7 @@ struct RawHfp {
     codecs: Option<Spanned<Vec<Spanned<Codec>>>>,
     echo_cancellation: Option<bool>,
     command_timeout: Option<PositiveDuration>,
+    announce_caller: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -551,6 +552,7 @@ impl RawHfp {
             codecs,
             echo_cancellation: self.echo_cancellation.unwrap_or(d.echo_cancellation),
             command_timeout: self.command_timeout.map_or(d.command_timeout, |t| t.0),
+            announce_caller: self.announce_caller.unwrap_or(d.announce_caller),
         })
     }
 }

@@ -67,6 +67,7 @@ pub(crate) fn to_toml(config: &Config) -> String {
         "command_timeout",
         quote(&format_duration(h.command_timeout)),
     );
+    w.key("announce_caller", h.announce_caller);
 
     let au = &config.audio;
     w.table("audio");

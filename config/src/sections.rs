@@ -112,6 +112,9 @@ pub struct HfpConfig {
     pub echo_cancellation: bool,
     /// How long to wait for the phone's answer to an AT command before giving up on it.
     pub command_timeout: Duration,
+    /// Speak the caller's name (or number) once while a call rings, through
+    /// `messages.tts_command`: the driver knows who calls without looking.
+    pub announce_caller: bool,
 }
 
 impl HfpConfig {
@@ -130,6 +133,7 @@ impl Default for HfpConfig {
             codecs: [Codec::Cvsd, Codec::Msbc].into_iter().collect(),
             echo_cancellation: true,
             command_timeout: Duration::from_secs(5),
+            announce_caller: true,
         }
     }
 }

@@ -94,6 +94,7 @@ fn schema_keys() -> BTreeSet<String> {
         codecs: _,
         echo_cancellation: _,
         command_timeout: _,
+        announce_caller: _,
     } = hfp;
     let AudioConfig {
         output_backend: _,
@@ -197,6 +198,7 @@ fn schema_keys() -> BTreeSet<String> {
         "hfp.codecs",
         "hfp.echo_cancellation",
         "hfp.command_timeout",
+        "hfp.announce_caller",
         "audio.output_backend",
         "audio.output_device",
         "audio.wav_directory",

@@ -50,6 +50,7 @@ features = ["cli", "three-way", "codec-negotiation"]
 codecs = ["msbc", "cvsd", "lc3-swb"]
 echo_cancellation = false
 command_timeout = "2s"
+announce_caller = false
 
 [audio]
 output_backend = "alsa"
@@ -248,6 +249,7 @@ fn full_file_sets_every_value() {
     assert_eq!(c.hfp.codecs.len(), 3);
     assert!(!c.hfp.echo_cancellation);
     assert_eq!(c.hfp.command_timeout, Duration::from_secs(2));
+    assert!(!c.hfp.announce_caller);
 
     let a = &c.audio;
     assert_eq!(a.output_backend, AudioBackend::Alsa);

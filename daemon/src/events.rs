@@ -151,6 +151,13 @@ pub enum DaemonEvent {
         /// The sender's display name.
         from: String,
     },
+    /// The caller of a ringing call is announced (once per call): `text` is what is spoken.
+    CallerAnnounced {
+        /// The phone that rings.
+        device: Address,
+        /// The sentence, e.g. "Call from Alice".
+        text: String,
+    },
     /// A message started playing (or being read aloud) and moved to the listened ones: it is
     /// not played again by itself, even after a crash mid-playback.
     MessagePlayed {
@@ -232,6 +239,9 @@ impl fmt::Display for DaemonEvent {
                 write!(f, "message-received {id} {kind} {from}")
             }
             DaemonEvent::MessagePlayed { id } => write!(f, "message-played {id}"),
+            DaemonEvent::CallerAnnounced { device, text } => {
+                write!(f, "caller-announced {device} {text}")
+            }
             DaemonEvent::ListenedReceiptSent { id } => write!(f, "listened-receipt-sent {id}"),
             DaemonEvent::ShuttingDown => f.write_str("shutting-down"),
         }

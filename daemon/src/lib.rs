@@ -26,6 +26,7 @@ pub mod messages;
 pub mod notify;
 pub mod pairing;
 pub mod simulate;
+mod speech;
 pub mod telephony;
 pub mod tones;
 
@@ -35,8 +36,8 @@ use std::sync::Arc;
 
 use codriver_config::{Action, BindingContext, Config};
 use codriver_hal::{
-    AgentRequest, BluetoothError, BluetoothHost, ButtonEvent, DeviceEvent, Hal, ProfileConnection,
-    ProfileKind, ProfileSpec, ServiceEvent,
+    AgentRequest, BluetoothError, BluetoothHost, ButtonEvent, DeviceEvent, Focus, Hal,
+    ProfileConnection, ProfileKind, ProfileSpec, ServiceEvent,
 };
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::{Duration, Instant};
@@ -407,6 +408,8 @@ struct State {
 struct Phone {
     link: HfpLink,
     calls: CallSummary,
+    /// The caller of the call ringing now was announced; cleared when nothing rings.
+    caller_announced: bool,
     /// What the D-Bus objects show: SLC state, indicators, speaker gain, the call list.
     shown: PhoneSnapshot,
 }
@@ -602,6 +605,7 @@ impl State {
             Phone {
                 link,
                 calls: CallSummary::default(),
+                caller_announced: false,
                 shown: PhoneSnapshot {
                     address: device,
                     name: String::new(),
@@ -647,6 +651,9 @@ impl State {
                 let summary = CallSummary::of(&calls);
                 if let Some(p) = self.phones.get_mut(&device) {
                     p.calls = summary;
+                    if !summary.ringing {
+                        p.caller_announced = false;
+                    }
                     p.show(&events, &calls);
                 }
                 self.refresh_active_phone();
@@ -662,7 +669,10 @@ impl State {
                         codriver_hfp::Event::SlcConnected { .. } => {
                             self.link.on_hands_free_ready(device);
                         }
-                        codriver_hfp::Event::Ring { .. } => self.audio.chime(Chime::Ring),
+                        codriver_hfp::Event::Ring { number, name } => {
+                            self.audio.chime(Chime::Ring);
+                            self.announce_caller(device, number.as_deref(), name.as_deref());
+                        }
                         _ => {}
                     }
                 }
@@ -674,6 +684,51 @@ impl State {
                 self.refresh_active_phone();
             }
         }
+    }
+
+    /// Speaks who is calling, once per ringing call, as soon as a `RING` carries the name or
+    /// number (`+CLIP` usually follows the first `RING`). The ringtone goes on meanwhile; a
+    /// missing text-to-speech program leaves the ringtone alone.
+    fn announce_caller(
+        &mut self,
+        device: codriver_hal::Address,
+        number: Option<&str>,
+        name: Option<&str>,
+    ) {
+        if !self.config.hfp.announce_caller {
+            return;
+        }
+        let Some(phone) = self.phones.get_mut(&device) else {
+            return;
+        };
+        let Some(text) = caller_sentence(number, name) else {
+            return;
+        };
+        if std::mem::replace(&mut phone.caller_announced, true) {
+            return;
+        }
+        publish(
+            &self.events,
+            DaemonEvent::CallerAnnounced {
+                device,
+                text: text.clone(),
+            },
+        );
+        let audio = self.audio.clone();
+        let command = self.config.messages.tts_command.clone();
+        tokio::spawn(async move {
+            match speech::synthesize(&command, &text).await {
+                Ok((format, samples)) => {
+                    if let Err(e) = audio
+                        .play(Focus::Call, "caller-announcement", format, &samples)
+                        .await
+                    {
+                        tracing::warn!(error = %e, "caller announcement failed");
+                    }
+                }
+                Err(reason) => tracing::info!(reason, "caller not announced (ringtone only)"),
+            }
+        });
     }
 
     /// The contexts that apply now, most specific first.
@@ -962,5 +1017,46 @@ async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
+    }
+}
+
+/// "Call from Alice", or the number digit by digit ("Call from plus 1 5 5 5 …") so a
+/// text-to-speech program does not read it as one large number; `None` when neither is
+/// known or both are empty.
+fn caller_sentence(number: Option<&str>, name: Option<&str>) -> Option<String> {
+    if let Some(name) = name.map(str::trim).filter(|n| !n.is_empty()) {
+        return Some(format!("Call from {name}"));
+    }
+    let number = number.map(str::trim).filter(|n| !n.is_empty())?;
+    let spoken: Vec<String> = number
+        .chars()
+        .filter_map(|c| match c {
+            '+' => Some("plus".to_owned()),
+            '*' => Some("star".to_owned()),
+            '#' => Some("hash".to_owned()),
+            c if c.is_ascii_digit() => Some(c.to_string()),
+            _ => None,
+        })
+        .collect();
+    (!spoken.is_empty()).then(|| format!("Call from {}", spoken.join(" ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::caller_sentence;
+
+    #[test]
+    fn callers_are_announced_by_name_else_digit_by_digit() {
+        assert_eq!(
+            caller_sentence(Some("+15550100"), Some("Alice")).as_deref(),
+            Some("Call from Alice")
+        );
+        assert_eq!(
+            caller_sentence(Some("+1 555-01"), Some("  ")).as_deref(),
+            Some("Call from plus 1 5 5 5 0 1")
+        );
+        assert_eq!(caller_sentence(Some(""), None), None);
+        assert_eq!(caller_sentence(None, None), None);
+        assert_eq!(caller_sentence(Some("withheld"), None), None);
     }
 }

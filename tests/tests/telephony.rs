@@ -219,3 +219,53 @@ async fn phone_vanishing_mid_call_is_reconnected_with_backoff() {
     assert!((3..=6).contains(&attempts), "{attempts} connect attempts");
     rig.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_caller_is_announced_once_however_often_the_phone_rings() {
+    let (mut rig, mut link) = Rig::boot_paired(Config::default(), Profile::AndroidLike).await;
+    let mut events = rig.handle.subscribe();
+    link.command(AgCommand::IncomingCall {
+        number: "+15550100".into(),
+        name: Some("Alice".into()),
+    })
+    .await
+    .unwrap();
+    rig.wait(&format!("caller-announced {PHONE} Call from Alice"))
+        .await;
+    // The phone keeps ringing for half a minute before the driver answers.
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    rig.press().await;
+    phone_did(&mut link, "ATA", |e| *e == AgEvent::CallAnswered).await;
+    rig.telephony("call 1 active").await;
+    let mut rings = 0;
+    let mut announcements = 0;
+    while let Ok(e) = events.try_recv() {
+        let line = e.to_string();
+        rings += usize::from(line.starts_with(&format!("telephony {PHONE} ring")));
+        announcements += usize::from(line.starts_with("caller-announced"));
+    }
+    assert!(rings >= 5, "{rings} rings");
+    assert_eq!(announcements, 1);
+    rig.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn callers_are_not_announced_when_switched_off() {
+    let mut config = Config::default();
+    config.hfp.announce_caller = false;
+    let (mut rig, link) = Rig::boot_paired(config, Profile::AndroidLike).await;
+    let mut events = rig.handle.subscribe();
+    link.command(AgCommand::IncomingCall {
+        number: "+15550100".into(),
+        name: Some("Alice".into()),
+    })
+    .await
+    .unwrap();
+    rig.telephony("ring +15550100").await;
+    rig.press().await;
+    rig.telephony("call 1 active").await;
+    while let Ok(e) = events.try_recv() {
+        assert!(!e.to_string().starts_with("caller-announced"), "{e}");
+    }
+    rig.shutdown().await;
+}
