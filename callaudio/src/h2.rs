@@ -9,8 +9,6 @@
 //! byte stream: it searches for `0x01 <seq> 0xAD`, waits until a whole frame is there, and
 //! reports each frame with how many frames went missing before it (sequence gap).
 
-use std::collections::VecDeque;
-
 use crate::msbc::MSBC_FRAME_LEN;
 
 /// Bytes in one H2 packet on air: header (2) + mSBC frame (57) + padding (1).
@@ -65,7 +63,9 @@ pub struct H2Frame {
 /// each frame is not counted). At most one incomplete packet is kept between calls.
 #[derive(Debug, Default, Clone)]
 pub struct H2Reassembler {
-    buf: VecDeque<u8>,
+    /// Received bytes; `buf[start..]` is not consumed yet.
+    buf: Vec<u8>,
+    start: usize,
     expected_seq: Option<u8>,
     /// A frame was just taken: the next byte dropped is its padding, not garbage.
     after_frame: bool,
@@ -82,7 +82,12 @@ impl H2Reassembler {
 
     /// Appends received bytes.
     pub fn push(&mut self, bytes: &[u8]) {
-        self.buf.extend(bytes);
+        // Compact first: what is left over is less than one packet.
+        if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        self.buf.extend_from_slice(bytes);
     }
 
     /// The next complete frame, or `None` until more bytes arrive.
@@ -94,16 +99,13 @@ impl H2Reassembler {
                 return None;
             }
         }
-        if self.buf.len() < 2 + MSBC_FRAME_LEN {
-            return None;
-        }
+        let pending = &self.buf[self.start..];
+        let packet = pending.get(..2 + MSBC_FRAME_LEN)?;
         // find_header only stops at a valid sequence byte.
-        let seq = seq_number(self.buf[1]).unwrap_or(0);
+        let seq = seq_number(packet[1]).unwrap_or(0);
         let mut frame = [0u8; MSBC_FRAME_LEN];
-        for (dst, src) in frame.iter_mut().zip(self.buf.range(2..2 + MSBC_FRAME_LEN)) {
-            *dst = *src;
-        }
-        self.buf.drain(..2 + MSBC_FRAME_LEN);
+        frame.copy_from_slice(&packet[2..]);
+        self.start += 2 + MSBC_FRAME_LEN;
         let missing = match self.expected_seq {
             Some(expected) => seq.wrapping_sub(expected) & 0x03,
             None => 0,
@@ -122,6 +124,7 @@ impl H2Reassembler {
     /// Forgets buffered bytes and the expected sequence number (after a link restart).
     pub fn reset(&mut self) {
         self.buf.clear();
+        self.start = 0;
         self.expected_seq = None;
         self.after_frame = false;
     }
@@ -143,18 +146,19 @@ impl H2Reassembler {
 
     /// Bytes held while waiting for the rest of a packet.
     pub fn buffered(&self) -> usize {
-        self.buf.len()
+        self.buf.len() - self.start
     }
 
     /// `Ok(position)` of the first plausible header (`0x01`, a sequence byte, `0xAD`), or
     /// `Err(n)`: the first `n` bytes cannot start one (a partial header at the end is kept).
     fn find_header(&self) -> Result<usize, usize> {
-        let n = self.buf.len();
+        let pending = &self.buf[self.start..];
+        let n = pending.len();
         for i in 0..n {
-            if self.buf[i] != H2_SYNC {
+            if pending[i] != H2_SYNC {
                 continue;
             }
-            match (self.buf.get(i + 1), self.buf.get(i + 2)) {
+            match (pending.get(i + 1), pending.get(i + 2)) {
                 (None, _) => return Err(i),
                 (Some(&s), None) if seq_number(s).is_some() => return Err(i),
                 (Some(&s), Some(&m)) if seq_number(s).is_some() && m == MSBC_SYNCWORD => {
@@ -175,7 +179,7 @@ impl H2Reassembler {
         let forgiven = usize::from(self.after_frame);
         self.after_frame = false;
         self.skipped += (n - forgiven) as u64;
-        self.buf.drain(..n);
+        self.start += n;
     }
 }
 

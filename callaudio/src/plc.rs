@@ -17,7 +17,7 @@
 //! 5. The first good frame after a loss is cross-faded from the continued substitute over its
 //!    first 2.5 ms, so the join has no step even when the pitch drifted.
 //!
-//! Cost: one correlation search per loss run (≈ 18 k multiply-adds at 16 kHz), nothing per good
+//! Cost: one correlation search per loss run (≈ 9 k integer multiply-adds at 16 kHz), nothing per good
 //! frame beyond copying it into the history. No delay is added: good frames pass through
 //! unchanged except for the cross-fade after a loss.
 
@@ -116,26 +116,41 @@ impl Concealer {
         x * gain
     }
 
-    /// The pitch lag that best predicts the last `template` samples of history.
+    /// The pitch lag that best predicts the last `template` samples of history: a search over
+    /// every other lag, refined at the neighbours of the best (integer arithmetic, which the
+    /// compiler vectorises).
     fn find_period(&self) -> usize {
         let len = self.history.len();
         let tpl = &self.history[len - self.template..];
-        let energy_tpl: f64 = tpl.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
-        let mut best = (self.max_period, f64::MIN);
-        if energy_tpl == 0.0 {
+        if tpl.iter().all(|&v| v == 0) {
             return self.max_period;
         }
-        for p in self.min_period..=self.max_period {
+        let score = |p: usize| -> f64 {
             let cand = &self.history[len - self.template - p..len - p];
-            let (mut xy, mut yy) = (0.0f64, 0.0f64);
+            let (mut xy, mut yy) = (0i64, 0i64);
             for (&a, &b) in tpl.iter().zip(cand) {
-                xy += f64::from(a) * f64::from(b);
-                yy += f64::from(b) * f64::from(b);
+                xy += i64::from(i32::from(a) * i32::from(b));
+                yy += i64::from(i32::from(b) * i32::from(b));
             }
-            if yy > 0.0 {
-                let score = xy / yy.sqrt();
-                if score > best.1 {
-                    best = (p, score);
+            if yy == 0 {
+                f64::MIN
+            } else {
+                xy as f64 / (yy as f64).sqrt()
+            }
+        };
+        let mut best = (self.max_period, f64::MIN);
+        for p in (self.min_period..=self.max_period).step_by(2) {
+            let s = score(p);
+            if s > best.1 {
+                best = (p, s);
+            }
+        }
+        let coarse = best.0;
+        for p in [coarse.saturating_sub(1), coarse + 1] {
+            if (self.min_period..=self.max_period).contains(&p) {
+                let s = score(p);
+                if s > best.1 {
+                    best = (p, s);
                 }
             }
         }
