@@ -13,6 +13,7 @@
 //! The main loop in [`Daemon::run`] routes between them; nothing else is shared.
 
 pub mod audio;
+mod callaudio;
 pub mod controls;
 pub mod dbus;
 pub mod events;
@@ -95,6 +96,8 @@ pub struct Daemon {
     commands: mpsc::Receiver<Command>,
     notifier: Notifier,
     snapshot: watch::Sender<Snapshot>,
+    /// SCO links for call audio; without one, calls have no audio through the car.
+    sco: Option<Arc<dyn codriver_hal::ScoTransport>>,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -117,7 +120,16 @@ impl Daemon {
             commands,
             notifier: Notifier::from_env(),
             snapshot: watch::channel(Snapshot::default()).0,
+            sco: None,
         }
+    }
+
+    /// Carries call audio over `sco` (kernel SCO sockets on a head unit, the mock in
+    /// simulation): the daemon accepts the phones' SCO links and runs the call-audio pipeline
+    /// between them, the speakers and the microphone.
+    pub fn with_sco(mut self, sco: Arc<dyn codriver_hal::ScoTransport>) -> Self {
+        self.sco = Some(sco);
+        self
     }
 
     /// A handle for sending commands and subscribing to events.
@@ -139,11 +151,12 @@ impl Daemon {
             mut commands,
             notifier,
             snapshot,
+            sco,
         } = self;
         let Hal {
             bluetooth: host,
             audio_out,
-            audio_in: _audio_in,
+            audio_in,
             buttons,
             amplifier,
         } = hal;
@@ -232,7 +245,17 @@ impl Daemon {
             .collect();
         drop(button_tx);
 
+        let call_audio = sco.map(|sco| {
+            callaudio::CallAudio::spawn(
+                sco,
+                audio.clone(),
+                audio_in,
+                config.hfp.echo_cancellation,
+                events.clone(),
+            )
+        });
         let mut state = State {
+            call_audio,
             config: config.clone(),
             host: host.clone(),
             recovery: Recovery::default(),
@@ -390,6 +413,8 @@ impl Recovery {
 
 /// The main loop's state: the link manager, the phones' Hands-Free links and the controls.
 struct State {
+    /// The call-audio task, when the daemon has an SCO transport.
+    call_audio: Option<callaudio::CallAudio>,
     config: Arc<Config>,
     host: Arc<dyn BluetoothHost>,
     recovery: Recovery,
@@ -638,6 +663,11 @@ impl State {
                             self.link.on_hands_free_ready(device);
                         }
                         codriver_hfp::Event::Ring { .. } => self.audio.chime(Chime::Ring),
+                        codriver_hfp::Event::CodecSelected(codec) => {
+                            if let Some(call_audio) = &self.call_audio {
+                                call_audio.set_codec(*codec);
+                            }
+                        }
                         _ => {}
                     }
                 }
