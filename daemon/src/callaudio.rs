@@ -277,3 +277,159 @@ fn air_mode(codec: Codec) -> AirMode {
         _ => AirMode::Transparent,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use codriver_hal::mock::{MockAudioInput, MockAudioOutput, MockSco, MockScoPhone};
+
+    use super::*;
+    use crate::audio::{AudioPolicy, LowerPriority};
+
+    fn phone() -> Address {
+        "00:11:22:33:44:55".parse().unwrap()
+    }
+
+    struct Rig {
+        call_audio: CallAudio,
+        phone: MockScoPhone,
+        out: MockAudioOutput,
+        mic: MockAudioInput,
+        events: broadcast::Receiver<DaemonEvent>,
+    }
+
+    fn rig(echo_cancellation: bool) -> Rig {
+        let out = MockAudioOutput::new();
+        let (events_tx, events) = broadcast::channel(64);
+        let audio = AudioRouter::new(
+            Arc::new(out.clone()),
+            None,
+            AudioPolicy {
+                lower_priority: LowerPriority::Pause,
+                chime_gain: 1.0,
+                message_gain: 1.0,
+                call_gain: 1.0,
+            },
+            events_tx.clone(),
+        );
+        let (car, phone) = MockSco::new(self::phone(), 48);
+        let mic = MockAudioInput::new();
+        let call_audio = CallAudio::spawn(
+            Arc::new(car),
+            audio,
+            Arc::new(mic.clone()),
+            echo_cancellation,
+            events_tx,
+        );
+        Rig {
+            call_audio,
+            phone,
+            out,
+            mic,
+            events,
+        }
+    }
+
+    async fn next_event(rx: &mut broadcast::Receiver<DaemonEvent>, prefix: &str) -> DaemonEvent {
+        loop {
+            let e = rx.recv().await.unwrap();
+            if e.to_string().starts_with(prefix) {
+                return e;
+            }
+        }
+    }
+
+    /// CVSD (no `+BCS`, or a fallback to it): 48-byte packets of 8 kHz PCM pass through
+    /// unchanged both ways when echo cancellation is off, at the phone's packet size.
+    #[tokio::test(start_paused = true)]
+    async fn cvsd_link_passes_pcm_both_ways_at_the_learned_packet_size() {
+        let mut rig = rig(false);
+        let mic: Vec<i16> = (0..8_000)
+            .map(|n| ((n * 37) % 2000 - 1000) as i16)
+            .collect();
+        rig.mic.push_fixture(mic.clone());
+        rig.call_audio.set_codec(Codec::Cvsd);
+        let mut sco = rig.phone.connect(AirMode::Cvsd, 48).await.unwrap();
+        assert_eq!(
+            next_event(&mut rig.events, "call-audio-started").await,
+            DaemonEvent::CallAudioStarted {
+                device: phone(),
+                codec: "CVSD"
+            }
+        );
+        // A whole number of 48-byte packets.
+        let caller: Vec<i16> = (0..24 * 333)
+            .map(|n| ((n * 13) % 3000 - 1500) as i16)
+            .collect();
+        let mut heard = Vec::new();
+        let mut buf = [0u8; 128];
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(3));
+        for chunk in caller.chunks(24) {
+            tick.tick().await;
+            let bytes: Vec<u8> = chunk.iter().flat_map(|s| s.to_le_bytes()).collect();
+            sco.send(&bytes).await.unwrap();
+            let n = sco.recv(&mut buf).await.unwrap();
+            assert_eq!(n, 48, "the car answers with the phone's packet size");
+            heard.extend(buf[..n].chunks(2).map(|b| i16::from_le_bytes([b[0], b[1]])));
+        }
+        drop(sco);
+        next_event(&mut rig.events, "call-audio-ended").await;
+        // The car's speaker played exactly what the phone sent.
+        let played: Vec<i16> = rig
+            .out
+            .playbacks()
+            .into_iter()
+            .filter(|p| p.focus == Focus::Call)
+            .flat_map(|p| p.samples)
+            .collect();
+        assert!(played == caller, "speaker samples differ from the phone's");
+        // The phone heard the car's microphone in order (after silence while it started).
+        let start = heard.iter().position(|&s| s != 0).unwrap();
+        let tail = &heard[start..];
+        assert!(tail.len() > 7_000, "{} samples", tail.len());
+        assert!(
+            mic.starts_with(&tail[..7_000]),
+            "microphone samples changed"
+        );
+        assert_eq!(rig.mic.opened()[0].sample_rate, 8_000);
+    }
+
+    /// With echo cancellation on (mSBC here), the link still runs and the phone's audio
+    /// reaches the speaker.
+    #[tokio::test(start_paused = true)]
+    async fn msbc_link_with_echo_cancellation() {
+        use codriver_callaudio::{CallCodec, CallPipeline, PipelineConfig};
+        let mut rig = rig(true);
+        rig.call_audio.set_codec(Codec::Msbc);
+        // Let the task re-arm its accept in the new air mode.
+        tokio::task::yield_now().await;
+        let mut sco = rig.phone.connect(AirMode::Transparent, 60).await.unwrap();
+        next_event(&mut rig.events, "call-audio-started 00:11:22:33:44:55 mSBC").await;
+        let mut config = PipelineConfig::new(CallCodec::Msbc, 16_000);
+        config.dsp.echo_cancellation = false;
+        config.dsp.noise_suppression = false;
+        let mut phone = CallPipeline::new(config).unwrap();
+        let tone: Vec<i16> = (0..16_000)
+            .map(|n| (8000.0 * (n as f64 * 0.2).sin()) as i16)
+            .collect();
+        phone.handle_mic(&tone).unwrap();
+        let mut buf = [0u8; 128];
+        while let Some(p) = phone.poll_transmit() {
+            sco.send(&p).await.unwrap();
+            let n = sco.recv(&mut buf).await.unwrap();
+            phone.handle_sco_packet(&buf[..n]);
+        }
+        drop(sco);
+        if let DaemonEvent::CallAudioEnded {
+            received,
+            sent,
+            concealed,
+            ..
+        } = next_event(&mut rig.events, "call-audio-ended").await
+        {
+            assert_eq!((received, sent, concealed), (133, 133, 0));
+        }
+        assert_eq!(phone.rx_stats().frames, 133);
+        let played: usize = rig.out.playbacks().iter().map(|p| p.samples.len()).sum();
+        assert_eq!(played, 133 * 120);
+    }
+}
