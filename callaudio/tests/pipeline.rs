@@ -222,13 +222,11 @@ fn resampler_round_trip() {
     }
 }
 
-#[test]
-fn aec_reduces_echo_of_the_reference() {
+/// Echo return loss enhancement over the last two seconds of `secs` seconds of `speaker`
+/// echoed through a 12 ms, three-tap cabin.
+fn erle_db(speaker: &[i16], noise_suppression: bool) -> f64 {
     let rate = 16_000;
     let frame = MSBC_FRAME_SAMPLES;
-    let secs = 8;
-    let speaker = common::noise(rate * secs, 8_000, 1);
-    // The cabin: 12 ms delay, -6 dB, a little reverberation.
     let delay = 192;
     let mic: Vec<i16> = (0..speaker.len())
         .map(|n| {
@@ -244,7 +242,7 @@ fn aec_reduces_echo_of_the_reference() {
         .collect();
     let config = DspConfig {
         echo_cancellation: true,
-        noise_suppression: false,
+        noise_suppression,
         ..DspConfig::default()
     };
     let mut dsp = MicProcessor::new(frame, rate as u32, config).unwrap();
@@ -255,14 +253,22 @@ fn aec_reduces_echo_of_the_reference() {
         out.extend_from_slice(&m);
     }
     let tail = rate * 2;
-    let erle = 10.0
-        * (common::energy(&mic[mic.len() - tail..])
-            / common::energy(&out[out.len() - tail..]).max(1.0))
-        .log10();
-    println!(
-        "AEC echo return loss enhancement after {} s: {erle:.1} dB",
-        secs - 2
-    );
+    10.0 * (common::energy(&mic[mic.len() - tail..])
+        / common::energy(&out[out.len() - tail..]).max(1.0))
+    .log10()
+}
+
+#[test]
+fn aec_reduces_echo_of_the_reference() {
+    let noise = common::noise(16_000 * 8, 8_000, 1);
+    let erle = erle_db(&noise, false);
+    println!("AEC echo reduction, noise reference, after 6 s: {erle:.1} dB");
+    assert!(erle >= 20.0, "ERLE {erle:.1} dB");
+    // Speech is harder to adapt to (coloured, with pauses); the preprocessor's residual echo
+    // suppression does part of the work.
+    let speech = common::speech_like(16_000, 16_000 * 8, 12_000.0);
+    let erle = erle_db(&speech, false);
+    println!("AEC echo reduction, speech-like reference, after 6 s: {erle:.1} dB");
     assert!(erle >= 20.0, "ERLE {erle:.1} dB");
 }
 
