@@ -64,8 +64,9 @@ check_deb() { # check_deb DEB DEBIAN-ARCH ELF-MACHINE
         has_dep "$d" || bad "Depends lacks $d: $depends"
     done
     # Libraries come from the binaries' NEEDED entries, so they appear once the code links them
-    # (libdbus-1 through bluer, libasound through cpal). Reported, not enforced.
-    for d in libdbus-1-3 libasound2; do
+    # (libdbus-1 through bluer, libasound through cpal, libsbc and libspeexdsp through
+    # codriver-callaudio). Reported, not enforced.
+    for d in libdbus-1-3 libasound2 libsbc1 libspeexdsp1; do
         has_dep "$d" || echo "note: Depends has no $d (the binaries do not link it)" >&2
     done
     [[ "$(dpkg-deb -f "$deb" Recommends)" == *espeak-ng* ]] || bad "Recommends lacks espeak-ng"

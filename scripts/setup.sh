@@ -9,6 +9,8 @@ packages=(
     libdbus-1-dev     # bluer talks to bluetoothd through libdbus
     libasound2-dev    # rodio/cpal playback and capture through ALSA
     libudev-dev       # evdev device discovery
+    libsbc-dev        # mSBC (wide-band calls) through libsbc, codriver-callaudio's FFI
+    libspeexdsp-dev   # call echo cancellation, noise suppression and resampling (SpeexDSP)
     dbus-daemon       # tests start their own private bus
     python3-dbusmock  # the mock BlueZ those tests run on the private bus
 )

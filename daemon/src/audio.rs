@@ -217,6 +217,23 @@ impl AudioRouter {
         Ok(())
     }
 
+    /// Opens a playback stream that holds `focus` while it is open (call audio): lower
+    /// focuses duck or pause for as long as it lives. Written samples get the focus's gain.
+    pub async fn open_stream(
+        &self,
+        focus: Focus,
+        label: &str,
+        format: PcmFormat,
+    ) -> Result<FocusedStream, AudioError> {
+        let guard = self.hold(focus);
+        let mut sink = self.inner.output.open(format, focus, label).await?;
+        sink.set_gain(lock(&self.inner.policy).gain(focus));
+        Ok(FocusedStream {
+            sink,
+            _guard: guard,
+        })
+    }
+
     /// Takes `focus` for as long as the returned guard lives (a call's audio, the voice
     /// assistant), ducking or pausing everything below it.
     pub fn hold(&self, focus: Focus) -> FocusGuard {
@@ -277,6 +294,32 @@ impl AudioRouter {
         {
             tracing::warn!(error = %e, ?state, "amplifier pin failed");
         }
+    }
+}
+
+/// A playback stream holding its focus, from [`AudioRouter::open_stream`].
+pub struct FocusedStream {
+    sink: Box<dyn codriver_hal::PcmSink>,
+    _guard: FocusGuard,
+}
+
+impl std::fmt::Debug for FocusedStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FocusedStream")
+            .field("focus", &self.sink.focus())
+            .finish_non_exhaustive()
+    }
+}
+
+impl FocusedStream {
+    /// Queues samples; waits while the device buffer is full.
+    pub async fn write(&mut self, samples: &[i16]) -> Result<(), AudioError> {
+        self.sink.write(samples).await
+    }
+
+    /// Plays out what is queued, closes the stream and releases the focus.
+    pub async fn finish(self) -> Result<(), AudioError> {
+        self.sink.finish().await
     }
 }
 

@@ -28,6 +28,24 @@ pub enum DaemonEvent {
     },
     /// Start-up finished: agent and profiles registered, services running.
     Ready,
+    /// A phone opened its SCO link: call audio flows.
+    CallAudioStarted {
+        /// The phone.
+        device: Address,
+        /// `CVSD` or `mSBC`.
+        codec: &'static str,
+    },
+    /// The SCO link closed.
+    CallAudioEnded {
+        /// The phone.
+        device: Address,
+        /// SCO packets received.
+        received: u64,
+        /// SCO packets sent.
+        sent: u64,
+        /// Frames filled by concealment (lost or corrupt).
+        concealed: u64,
+    },
     /// The adapter became discoverable and pairable.
     PairingWindowOpened {
         /// How long the window stays open unless a phone pairs.
@@ -178,6 +196,18 @@ impl fmt::Display for DaemonEvent {
         match self {
             DaemonEvent::AdapterReady { address } => write!(f, "adapter-ready {address}"),
             DaemonEvent::Ready => f.write_str("ready"),
+            DaemonEvent::CallAudioStarted { device, codec } => {
+                write!(f, "call-audio-started {device} {codec}")
+            }
+            DaemonEvent::CallAudioEnded {
+                device,
+                received,
+                sent,
+                concealed,
+            } => write!(
+                f,
+                "call-audio-ended {device} received={received} sent={sent} concealed={concealed}"
+            ),
             DaemonEvent::PairingWindowOpened { duration } => {
                 write!(f, "pairing-window-opened {}s", duration.as_secs())
             }

@@ -13,6 +13,7 @@
 //! The main loop in [`Daemon::run`] routes between them; nothing else is shared.
 
 pub mod audio;
+mod callaudio;
 pub mod controls;
 pub mod dbus;
 pub mod events;
@@ -97,6 +98,8 @@ pub struct Daemon {
     commands: mpsc::Receiver<Command>,
     notifier: Notifier,
     snapshot: watch::Sender<Snapshot>,
+    /// SCO links for call audio; without one, calls have no audio through the car.
+    sco: Option<Arc<dyn codriver_hal::ScoTransport>>,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -119,7 +122,16 @@ impl Daemon {
             commands,
             notifier: Notifier::from_env(),
             snapshot: watch::channel(Snapshot::default()).0,
+            sco: None,
         }
+    }
+
+    /// Carries call audio over `sco` (kernel SCO sockets on a head unit, the mock in
+    /// simulation): the daemon accepts the phones' SCO links and runs the call-audio pipeline
+    /// between them, the speakers and the microphone.
+    pub fn with_sco(mut self, sco: Arc<dyn codriver_hal::ScoTransport>) -> Self {
+        self.sco = Some(sco);
+        self
     }
 
     /// A handle for sending commands and subscribing to events.
@@ -141,11 +153,12 @@ impl Daemon {
             mut commands,
             notifier,
             snapshot,
+            sco,
         } = self;
         let Hal {
             bluetooth: host,
             audio_out,
-            audio_in: _audio_in,
+            audio_in,
             buttons,
             amplifier,
         } = hal;
@@ -234,7 +247,17 @@ impl Daemon {
             .collect();
         drop(button_tx);
 
+        let call_audio = sco.map(|sco| {
+            callaudio::CallAudio::spawn(
+                sco,
+                audio.clone(),
+                audio_in,
+                config.hfp.echo_cancellation,
+                events.clone(),
+            )
+        });
         let mut state = State {
+            call_audio,
             config: config.clone(),
             host: host.clone(),
             recovery: Recovery::default(),
@@ -392,6 +415,8 @@ impl Recovery {
 
 /// The main loop's state: the link manager, the phones' Hands-Free links and the controls.
 struct State {
+    /// The call-audio task, when the daemon has an SCO transport.
+    call_audio: Option<callaudio::CallAudio>,
     config: Arc<Config>,
     host: Arc<dyn BluetoothHost>,
     recovery: Recovery,
@@ -672,6 +697,11 @@ impl State {
                         codriver_hfp::Event::Ring { number, name } => {
                             self.audio.chime(Chime::Ring);
                             self.announce_caller(device, number.as_deref(), name.as_deref());
+                        }
+                        codriver_hfp::Event::CodecSelected(codec) => {
+                            if let Some(call_audio) = &self.call_audio {
+                                call_audio.set_codec(*codec);
+                            }
                         }
                         _ => {}
                     }

@@ -183,6 +183,9 @@ async fn serve(
         "this codriverd was built without the `linux` feature: only --simulate is available"
     );
     let daemon = Daemon::new(config, hal);
+    // Call audio over the kernel's SCO sockets.
+    #[cfg(feature = "linux")]
+    let daemon = daemon.with_sco(std::sync::Arc::new(codriver_hal::linux::KernelSco::new()));
     release_startup_code_when_settled(&daemon.handle());
     spawn_reloader(daemon.handle(), config_path, log)?;
     daemon.run(shutdown).await?;

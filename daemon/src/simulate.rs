@@ -13,7 +13,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use codriver_config::{Config, PairingPolicy, SimulationProfile};
-use codriver_hal::mock::{MockBluetooth, MockButtonHandle, MockButtons};
+use codriver_hal::mock::{
+    MOCK_SCO_MTU, MockAudioInput, MockBluetooth, MockButtonHandle, MockButtons, MockSco,
+    MockScoPhone,
+};
 use codriver_hal::{AudioOutput, Hal};
 use codriver_phone_sim::ag::{AgEvent, Profile};
 use codriver_phone_sim::{AgCommand, AgLink, PhoneSpec, SimulatedPhone};
@@ -49,14 +52,20 @@ pub enum Scenario {
     /// transport: stored, acknowledged, chime and announcement, played, listened receipt
     /// back. (Voice replies come later.)
     VoiceMessage,
+    /// Pairing, then the phone switches to mSBC, a call rings and is answered with the
+    /// button, the phone opens its SCO link (mock, a socket pair) and audio flows both ways
+    /// for three seconds: the phone's tone reaches the car's speaker path and the car's
+    /// microphone tone reaches the phone, with no frame concealed; then the driver hangs up.
+    CallAudio,
 }
 
 impl Scenario {
     /// Every scenario, for `--help` and errors.
-    pub const ALL: [Scenario; 3] = [
+    pub const ALL: [Scenario; 4] = [
         Scenario::Pairing,
         Scenario::IncomingCall,
         Scenario::VoiceMessage,
+        Scenario::CallAudio,
     ];
 
     /// The name used on the command line.
@@ -65,6 +74,7 @@ impl Scenario {
             Scenario::Pairing => "pairing",
             Scenario::IncomingCall => "incoming-call",
             Scenario::VoiceMessage => "voice-message",
+            Scenario::CallAudio => "call-audio",
         }
     }
 }
@@ -158,6 +168,10 @@ pub struct Simulation {
     phone: SimulatedPhone,
     driver: MockButtonHandle,
     policy: PairingPolicy,
+    /// The phone's side of the SCO transport.
+    sco: MockScoPhone,
+    /// The car's microphone.
+    mic: MockAudioInput,
 }
 
 impl fmt::Debug for Simulation {
@@ -192,19 +206,24 @@ impl Simulation {
             "simulation"
         );
         let policy = config.pairing.policy;
+        let (car_sco, phone_sco) = MockSco::new(spec.address, MOCK_SCO_MTU);
+        // Silence until a scenario queues a recording.
+        let mic = MockAudioInput::new();
         let hal = Hal {
             bluetooth: Arc::new(host),
             audio_out: output,
-            audio_in: Arc::new(codriver_hal::audio::NullInput),
+            audio_in: Arc::new(mic.clone()),
             buttons: vec![Box::new(buttons)],
             amplifier: None,
         };
         Simulation {
             companion: config.messages.companion_tcp,
-            daemon: Daemon::new(config, hal),
+            daemon: Daemon::new(config, hal).with_sco(Arc::new(car_sco)),
             phone: SimulatedPhone::new(radio, spec),
             driver,
             policy,
+            sco: phone_sco,
+            mic,
         }
     }
 
@@ -225,6 +244,8 @@ impl Simulation {
             phone,
             driver,
             policy,
+            sco,
+            mic,
         } = self;
         let handle = daemon.handle();
         let mut recorder = handle.subscribe();
@@ -245,6 +266,8 @@ impl Simulation {
             policy,
             scenario,
             companion,
+            sco,
+            mic,
         };
         let outcome = match scenario {
             Some(s) => driver.run(s, phone).await.map(drop),
@@ -280,6 +303,8 @@ struct Driver<'a> {
     policy: PairingPolicy,
     scenario: Option<Scenario>,
     companion: Option<std::net::SocketAddr>,
+    sco: MockScoPhone,
+    mic: MockAudioInput,
 }
 
 impl Driver<'_> {
@@ -358,6 +383,9 @@ impl Driver<'_> {
         if scenario == Scenario::VoiceMessage {
             self.voice_message().await?;
         }
+        if scenario == Scenario::CallAudio {
+            self.call_audio(&mut link).await?;
+        }
         tracing::info!(scenario = name, "scenario steps complete");
         Ok(link)
     }
@@ -406,6 +434,147 @@ impl Driver<'_> {
             matches!(e, DaemonEvent::Telephony { line, .. } if line.starts_with("call ") && line.contains(" ended "))
         })
         .await?;
+        Ok(())
+    }
+
+    async fn call_audio(&mut self, link: &mut AgLink) -> Result<(), SimulationError> {
+        use codriver_callaudio::{CallCodec, CallPipeline, PipelineConfig};
+        use codriver_hal::{AirMode, ScoLink};
+
+        const SECONDS: usize = 3;
+        let name = Scenario::CallAudio.name();
+        let fail = |step: &str, reason: String| SimulationError::Phone {
+            scenario: name,
+            step: step.to_owned(),
+            reason,
+        };
+        // The phone switches to wide band; the car confirms with AT+BCS=2.
+        link.command(AgCommand::CodecSwitch(2))
+            .await
+            .map_err(|e| fail("propose mSBC", e.to_string()))?;
+        link.wait_for("AT+BCS=2 from the car", STEP_LIMIT, |e| {
+            *e == AgEvent::CodecSelected(2)
+        })
+        .await
+        .map_err(|e| fail("codec selection", e.to_string()))?;
+
+        // The car's microphone hears the driver: a 440 Hz tone for the whole call.
+        self.mic
+            .push_fixture(tone(16_000, 440.0, (SECONDS + 2) * 16_000));
+
+        link.command(AgCommand::IncomingCall {
+            number: "+15550100".into(),
+            name: Some("Alice".into()),
+        })
+        .await
+        .map_err(|e| fail("incoming call", e.to_string()))?;
+        self.wait(
+            "ringing",
+            |e| matches!(e, DaemonEvent::Telephony { line, .. } if line.starts_with("ring")),
+        )
+        .await?;
+        tracing::info!("driver: pressing the button to answer");
+        tokio::time::sleep(REACTION).await;
+        self.buttons.press(SIM_BUTTON, SHORT_PRESS).await;
+        link.wait_for("ATA from the car", STEP_LIMIT, |e| {
+            *e == AgEvent::CallAnswered
+        })
+        .await
+        .map_err(|e| fail("answer", e.to_string()))?;
+
+        // The phone opens the audio connection in transparent mode (mSBC).
+        let mut sco = self
+            .sco
+            .connect(AirMode::Transparent, MOCK_SCO_MTU)
+            .await
+            .map_err(|e| fail("open the SCO link", e.to_string()))?;
+        self.wait("call audio started", |e| {
+            matches!(e, DaemonEvent::CallAudioStarted { codec: "mSBC", .. })
+        })
+        .await?;
+
+        // The phone's side: a 1 kHz caller every 7.5 ms, and whatever the car sends back.
+        let mut config = PipelineConfig::new(CallCodec::Msbc, 16_000);
+        config.dsp.echo_cancellation = false;
+        config.dsp.noise_suppression = false;
+        let mut phone =
+            CallPipeline::new(config).map_err(|e| fail("phone codec", e.to_string()))?;
+        let caller = tone(16_000, 1_000.0, SECONDS * 16_000);
+        let mut heard = Vec::new();
+        let mut buf = [0u8; 256];
+        let mut tick = tokio::time::interval(Duration::from_micros(7_500));
+        let mut frames = caller.chunks_exact(codriver_callaudio::MSBC_FRAME_SAMPLES);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    let Some(frame) = frames.next() else { break };
+                    phone.handle_mic(frame).map_err(|e| fail("phone encode", e.to_string()))?;
+                    while let Some(p) = phone.poll_transmit() {
+                        sco.send(&p).await.map_err(|e| fail("phone SCO send", e.to_string()))?;
+                    }
+                }
+                r = sco.recv(&mut buf) => match r {
+                    Ok(0) => return Err(fail("phone SCO receive", "the car closed the link".into())),
+                    Ok(n) => {
+                        phone.handle_sco_packet(&buf[..n]);
+                        phone.take_speaker(&mut heard);
+                    }
+                    Err(e) => return Err(fail("phone SCO receive", e.to_string())),
+                },
+            }
+        }
+        let stats = phone.rx_stats();
+        let rms = (heard.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>()
+            / heard.len().max(1) as f64)
+            .sqrt();
+        tracing::info!(
+            frames = stats.frames,
+            concealed = stats.lost_frames + stats.corrupt_frames,
+            rms = format!("{rms:.0}"),
+            "phone: heard the car"
+        );
+        let expected = SECONDS * 16_000 / codriver_callaudio::MSBC_FRAME_SAMPLES;
+        if (stats.frames as usize) < expected * 9 / 10
+            || stats.lost_frames + stats.corrupt_frames > 0
+        {
+            return Err(fail(
+                "hear the car",
+                format!("{} of {expected} frames, {stats:?}", stats.frames),
+            ));
+        }
+        if rms < 100.0 {
+            return Err(fail(
+                "hear the car",
+                format!("the car's audio is silent (RMS {rms:.0})"),
+            ));
+        }
+
+        tracing::info!("driver: pressing the button to hang up");
+        self.buttons.press(SIM_BUTTON, SHORT_PRESS).await;
+        link.wait_for("AT+CHUP from the car", STEP_LIMIT, |e| {
+            *e == AgEvent::CallHungUp
+        })
+        .await
+        .map_err(|e| fail("hang up", e.to_string()))?;
+        // The phone closes the audio connection with the call.
+        drop(sco);
+        let ended = self
+            .wait("call audio ended", |e| {
+                matches!(e, DaemonEvent::CallAudioEnded { .. })
+            })
+            .await?;
+        if let DaemonEvent::CallAudioEnded {
+            received,
+            concealed,
+            ..
+        } = ended
+            && ((received as usize) < expected * 9 / 10 || concealed > 0)
+        {
+            return Err(fail(
+                "car heard the phone",
+                format!("{received} packets of {expected}, {concealed} concealed"),
+            ));
+        }
         Ok(())
     }
 
@@ -483,4 +652,14 @@ impl Driver<'_> {
             }
         }
     }
+}
+
+/// A sine tone at half scale.
+fn tone(rate: u32, freq: f64, samples: usize) -> Vec<i16> {
+    (0..samples)
+        .map(|n| {
+            let t = n as f64 / f64::from(rate);
+            (16_000.0 * (2.0 * std::f64::consts::PI * freq * t).sin()) as i16
+        })
+        .collect()
 }

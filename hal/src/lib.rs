@@ -8,7 +8,8 @@
 //! * [`AudioOutput`] / [`PcmSink`]: PCM playback streams, each carrying its audio [`Focus`];
 //! * [`AudioInput`] / [`PcmSource`]: microphone capture;
 //! * [`ButtonSource`]: button and key edges (GPIO through embedded-hal, evdev keys);
-//! * [`Amplifier`]: amplifier enable and mute pins (embedded-hal `OutputPin`).
+//! * [`Amplifier`]: amplifier enable and mute pins (embedded-hal `OutputPin`);
+//! * [`ScoTransport`] / [`ScoLink`]: SCO voice links for calls (kernel sockets, or a socket pair).
 //!
 //! Implementations: the `linux` feature brings BlueZ (bluer), rodio/cpal audio, GPIO character
 //! devices (linux-embedded-hal) and evdev; the `wav` and `null` audio backends need no hardware
@@ -22,6 +23,7 @@ pub mod controls;
 pub mod linux;
 #[cfg(feature = "mock")]
 pub mod mock;
+pub mod sco;
 
 use std::sync::Arc;
 
@@ -39,6 +41,7 @@ pub use controls::{
     GpioButton, QuadratureDecoder, ROTARY_CLOCKWISE, ROTARY_COUNTER_CLOCKWISE, RotaryEncoder,
     Rotation,
 };
+pub use sco::{AirMode, ScoError, ScoLink, ScoListener, ScoTransport, SeqpacketLink};
 
 /// Everything the daemon needs from the hardware, as trait objects.
 ///

@@ -162,3 +162,37 @@ async fn every_phone_profile_completes_the_incoming_call_scenario() {
             .unwrap_or_else(|e| panic!("{profile}: {e}"));
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn call_audio_scenario_flows_both_ways_over_mock_sco() {
+    let out = MockAudioOutput::new();
+    let sim = Simulation::new(config(PairingPolicy::Button), Arc::new(out.clone()));
+    let report = sim
+        .run(Some(Scenario::CallAudio), std::future::pending())
+        .await
+        .unwrap();
+    assert_in_order(
+        &report.events,
+        &[
+            "hands-free-ready",
+            "telephony 00:11:22:33:44:55 codec msbc",
+            "telephony 00:11:22:33:44:55 call 1 active",
+            "call-audio-started 00:11:22:33:44:55 mSBC",
+            "call-audio-ended 00:11:22:33:44:55",
+        ],
+    );
+    // The phone's 1 kHz caller reached the car's speakers, under the call's focus.
+    let call: Vec<i16> = out
+        .playbacks()
+        .into_iter()
+        .filter(|p| p.focus == Focus::Call && p.label == "call audio")
+        .flat_map(|p| p.samples)
+        .collect();
+    assert!(
+        call.len() >= 16_000 * 27 / 10,
+        "{} samples played",
+        call.len()
+    );
+    let rms = (call.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / call.len() as f64).sqrt();
+    assert!(rms > 1_000.0, "call audio RMS {rms}");
+}

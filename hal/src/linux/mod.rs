@@ -13,13 +13,16 @@
 //! * [`gpio`] — `/dev/gpiochipN` readable and writable (the `gpio` group on Raspberry Pi OS,
 //!   or a udev rule); a tokio runtime for button edges.
 //! * [`evdev`] — `/dev/input/eventN` readable (the `input` group); a tokio runtime.
+//! * [`sco`] — the kernel's Bluetooth SCO sockets (`bluetooth` module); a tokio runtime.
 
 pub mod audio;
 pub mod bluetooth;
 pub mod evdev;
 pub mod gpio;
+pub mod sco;
 
 pub use audio::{AlsaInput, AlsaOutput, open_alsa_input, open_alsa_output};
 pub use bluetooth::BluezHost;
 pub use evdev::EvdevKeys;
 pub use gpio::{CdevInputPin, PinSpec, gpio_amplifier, gpio_button};
+pub use sco::KernelSco;

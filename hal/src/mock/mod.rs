@@ -8,6 +8,7 @@
 mod audio;
 mod bluetooth;
 mod controls;
+mod sco;
 
 use std::collections::VecDeque;
 use std::fmt::Debug;
@@ -16,6 +17,7 @@ use std::sync::{Mutex, MutexGuard};
 pub use audio::{MockAudioInput, MockAudioOutput, Playback};
 pub use bluetooth::{BluetoothCall, MockBluetooth, MockRadio, PairingMethod, RadioError};
 pub use controls::{MockAmplifier, MockButtonHandle, MockButtons};
+pub use sco::{MOCK_SCO_MTU, MockSco, MockScoPhone, ScoCall};
 
 /// An ordered list of expected calls, shared by the mocks.
 #[derive(Debug)]

@@ -1,0 +1,435 @@
+//! The call-audio task: carries a call's voice between the phone's SCO link and the car.
+//!
+//! One task per daemon listens for SCO links (phones open the audio connection). Each link is
+//! accepted in the air mode of the codec the Hands-Free engine last selected (`+BCS`: mSBC →
+//! transparent, else CVSD), then the sans-IO [`CallPipeline`] runs between the link and the
+//! sound card: speaker out through the audio router with [`Focus::Call`] (everything else
+//! ducks or pauses), microphone in through the HAL's [`AudioInput`]. Sending is paced by
+//! receiving: one packet out per packet in, as SCO links expect. Echo cancellation follows
+//! `[hfp] echo_cancellation`, the same setting that makes the engine send `AT+NREC=0`.
+//!
+//! The sound card is opened at the codec's rate (8 or 16 kHz), so the pipeline does not
+//! resample (ALSA's `plug` converts when the card needs it); see docs/call-audio.md.
+
+use std::sync::Arc;
+
+use codriver_callaudio::{CallCodec, CallPipeline, PipelineConfig};
+use codriver_hal::{
+    Address, AirMode, AudioInput, Focus, PcmFormat, PcmSource, ScoLink, ScoListener, ScoTransport,
+};
+use codriver_hfp::Codec;
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::audio::AudioRouter;
+use crate::events::{DaemonEvent, publish};
+
+/// Packets the send queue may hold before the microphone is no longer read: a microphone
+/// whose clock runs faster than the link's (or an unpaced file) then waits, and the queue adds
+/// at most one packet (7.5 ms for mSBC) of latency. A slower one underruns and the gap is
+/// filled with silence. Drift compensation (adaptive resampling) is not done yet.
+const MAX_QUEUED_PACKETS: usize = 2;
+
+/// The running call-audio task; stops when dropped.
+#[derive(Debug)]
+pub(crate) struct CallAudio {
+    codec: watch::Sender<Codec>,
+    task: JoinHandle<()>,
+}
+
+impl CallAudio {
+    /// Starts listening for SCO links on every adapter.
+    pub(crate) fn spawn(
+        sco: Arc<dyn ScoTransport>,
+        audio: AudioRouter,
+        mic: Arc<dyn AudioInput>,
+        echo_cancellation: bool,
+        events: broadcast::Sender<DaemonEvent>,
+    ) -> Self {
+        let (codec, codec_rx) = watch::channel(Codec::Cvsd);
+        let task = tokio::spawn(async move {
+            tracing::info!(transport = %sco.describe(), "call audio: listening for SCO links");
+            // BDADDR_ANY: links to any of the host's adapters.
+            let mut listener = match sco.listen(Address::new([0; 6])).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::error!(error = %e, "call audio unavailable: cannot listen for SCO links");
+                    return;
+                }
+            };
+            let task = Task {
+                audio,
+                mic,
+                echo_cancellation,
+                events,
+            };
+            task.serve(listener.as_mut(), codec_rx).await;
+        });
+        CallAudio { codec, task }
+    }
+
+    /// The codec the Hands-Free engine selected: the air mode of the next link.
+    pub(crate) fn set_codec(&self, codec: Codec) {
+        self.codec.send_replace(codec);
+    }
+}
+
+impl Drop for CallAudio {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+struct Task {
+    audio: AudioRouter,
+    mic: Arc<dyn AudioInput>,
+    echo_cancellation: bool,
+    events: broadcast::Sender<DaemonEvent>,
+}
+
+impl Task {
+    async fn serve(&self, listener: &mut dyn ScoListener, mut codec: watch::Receiver<Codec>) {
+        loop {
+            let mode = air_mode(*codec.borrow_and_update());
+            let link = tokio::select! {
+                link = listener.accept(mode) => link,
+                // The codec changed while waiting: accept in the new air mode.
+                changed = codec.changed() => match changed {
+                    Ok(()) => continue,
+                    Err(_) => return,
+                },
+            };
+            match link {
+                Ok(link) => self.run_link(link).await,
+                Err(e) => {
+                    tracing::warn!(error = %e, "call audio: accepting an SCO link failed");
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn run_link(&self, mut link: Box<dyn ScoLink>) {
+        let device = link.peer();
+        let codec = match link.air_mode() {
+            AirMode::Transparent => CallCodec::Msbc,
+            _ => CallCodec::Cvsd,
+        };
+        let rate = codec.sample_rate();
+        let format = PcmFormat {
+            sample_rate: rate,
+            channels: 1,
+        };
+        let mut config = PipelineConfig::new(codec, rate);
+        config.dsp.echo_cancellation = self.echo_cancellation;
+        config.dsp.noise_suppression = self.echo_cancellation;
+        let mut pipeline = match CallPipeline::new(config) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "call audio: cannot set up the pipeline");
+                return;
+            }
+        };
+        let mut speaker = match self
+            .audio
+            .open_stream(Focus::Call, "call audio", format)
+            .await
+        {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "call audio: cannot open the speakers");
+                return;
+            }
+        };
+        // The microphone is read by its own task: a capture read is not cancel-safe (samples
+        // taken before the period elapsed would be lost when the SCO side wins a select).
+        let (mut mic, mic_task) = match self.mic.open(format).await {
+            Ok(source) => {
+                let (tx, rx) = mpsc::channel(1);
+                let period = rate as usize / 100;
+                (Some(rx), Some(tokio::spawn(capture(source, period, tx))))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "call audio: no microphone; sending silence");
+                (None, None)
+            }
+        };
+        let codec_name = match codec {
+            CallCodec::Msbc => "mSBC",
+            _ => "CVSD",
+        };
+        tracing::info!(%device, codec = codec_name, mtu = link.mtu(), "call audio: SCO link up");
+        publish(
+            &self.events,
+            DaemonEvent::CallAudioStarted {
+                device,
+                codec: codec_name,
+            },
+        );
+        let mut rx = vec![0u8; link.mtu().clamp(60, 1024)];
+        let silence = vec![0i16; codec.frame_samples()];
+        let mut played = Vec::new();
+        let (mut received, mut sent, mut underruns) = (0u64, 0u64, 0u64);
+        let reason = loop {
+            let room = pipeline.tx_queued() < MAX_QUEUED_PACKETS * pipeline.packet_len();
+            tokio::select! {
+                r = link.recv(&mut rx) => match r {
+                    Ok(0) => break "the phone closed the SCO link".to_owned(),
+                    Ok(n) => {
+                        received += 1;
+                        pipeline.handle_sco_packet(&rx[..n]);
+                        pipeline.take_speaker(&mut played);
+                        if !played.is_empty() {
+                            if let Err(e) = speaker.write(&played).await {
+                                break format!("speaker write failed: {e}");
+                            }
+                            played.clear();
+                        }
+                        if pipeline.tx_queued() < pipeline.packet_len() {
+                            // Nothing to send: no microphone, or it fell behind the link's
+                            // clock. SCO wants a packet every slot, so a frame of silence
+                            // keeps the phone's stream (and its sequence numbers) going.
+                            if mic.is_some() {
+                                underruns += 1;
+                            }
+                            if let Err(e) = pipeline.handle_mic(&silence) {
+                                break format!("encoding failed: {e}");
+                            }
+                        }
+                        // One packet out per packet in: the link's clock paces sending.
+                        if let Some(packet) = pipeline.poll_transmit() {
+                            if let Err(e) = link.send(&packet).await {
+                                break format!("SCO send failed: {e}");
+                            }
+                            sent += 1;
+                        }
+                    }
+                    Err(e) => break format!("SCO receive failed: {e}"),
+                },
+                block = recv_mic(&mut mic), if room && mic.is_some() => match block {
+                    Some(block) => {
+                        if let Err(e) = pipeline.handle_mic(&block) {
+                            break format!("encoding failed: {e}");
+                        }
+                    }
+                    None => mic = None,
+                },
+            }
+        };
+        if let Some(task) = mic_task {
+            task.abort();
+        }
+        let stats = pipeline.rx_stats();
+        tracing::info!(
+            %device,
+            reason,
+            received,
+            sent,
+            underruns,
+            lost = stats.lost_frames,
+            corrupt = stats.corrupt_frames,
+            "call audio: SCO link down"
+        );
+        if let Err(e) = speaker.finish().await {
+            tracing::debug!(error = %e, "call audio: finishing the speaker stream");
+        }
+        publish(
+            &self.events,
+            DaemonEvent::CallAudioEnded {
+                device,
+                received,
+                sent,
+                concealed: stats.lost_frames + stats.corrupt_frames,
+            },
+        );
+    }
+}
+
+/// Reads the microphone in blocks of `period` samples until it ends, fails, or nobody
+/// listens.
+async fn capture(mut source: Box<dyn PcmSource>, period: usize, tx: mpsc::Sender<Vec<i16>>) {
+    let mut buf = vec![0i16; period.max(1)];
+    loop {
+        match source.read(&mut buf).await {
+            Ok(0) => return,
+            Ok(n) => {
+                if tx.send(buf[..n].to_vec()).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "call audio: microphone failed; sending silence");
+                return;
+            }
+        }
+    }
+}
+
+/// The next microphone block; `None` once the microphone ended.
+async fn recv_mic(mic: &mut Option<mpsc::Receiver<Vec<i16>>>) -> Option<Vec<i16>> {
+    mic.as_mut()?.recv().await
+}
+
+/// The air mode for a negotiated codec.
+fn air_mode(codec: Codec) -> AirMode {
+    match codec {
+        Codec::Cvsd => AirMode::Cvsd,
+        _ => AirMode::Transparent,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use codriver_hal::mock::{MockAudioInput, MockAudioOutput, MockSco, MockScoPhone};
+
+    use super::*;
+    use crate::audio::{AudioPolicy, LowerPriority};
+
+    fn phone() -> Address {
+        "00:11:22:33:44:55".parse().unwrap()
+    }
+
+    struct Rig {
+        call_audio: CallAudio,
+        phone: MockScoPhone,
+        out: MockAudioOutput,
+        mic: MockAudioInput,
+        events: broadcast::Receiver<DaemonEvent>,
+    }
+
+    fn rig(echo_cancellation: bool) -> Rig {
+        let out = MockAudioOutput::new();
+        let (events_tx, events) = broadcast::channel(64);
+        let audio = AudioRouter::new(
+            Arc::new(out.clone()),
+            None,
+            AudioPolicy {
+                lower_priority: LowerPriority::Pause,
+                chime_gain: 1.0,
+                message_gain: 1.0,
+                call_gain: 1.0,
+            },
+            events_tx.clone(),
+        );
+        let (car, phone) = MockSco::new(self::phone(), 48);
+        let mic = MockAudioInput::new();
+        let call_audio = CallAudio::spawn(
+            Arc::new(car),
+            audio,
+            Arc::new(mic.clone()),
+            echo_cancellation,
+            events_tx,
+        );
+        Rig {
+            call_audio,
+            phone,
+            out,
+            mic,
+            events,
+        }
+    }
+
+    async fn next_event(rx: &mut broadcast::Receiver<DaemonEvent>, prefix: &str) -> DaemonEvent {
+        loop {
+            let e = rx.recv().await.unwrap();
+            if e.to_string().starts_with(prefix) {
+                return e;
+            }
+        }
+    }
+
+    /// CVSD (no `+BCS`, or a fallback to it): 48-byte packets of 8 kHz PCM pass through
+    /// unchanged both ways when echo cancellation is off, at the phone's packet size.
+    #[tokio::test(start_paused = true)]
+    async fn cvsd_link_passes_pcm_both_ways_at_the_learned_packet_size() {
+        let mut rig = rig(false);
+        let mic: Vec<i16> = (0..8_000)
+            .map(|n| ((n * 37) % 2000 - 1000) as i16)
+            .collect();
+        rig.mic.push_fixture(mic.clone());
+        rig.call_audio.set_codec(Codec::Cvsd);
+        let mut sco = rig.phone.connect(AirMode::Cvsd, 48).await.unwrap();
+        assert_eq!(
+            next_event(&mut rig.events, "call-audio-started").await,
+            DaemonEvent::CallAudioStarted {
+                device: phone(),
+                codec: "CVSD"
+            }
+        );
+        // A whole number of 48-byte packets.
+        let caller: Vec<i16> = (0..24 * 333)
+            .map(|n| ((n * 13) % 3000 - 1500) as i16)
+            .collect();
+        let mut heard = Vec::new();
+        let mut buf = [0u8; 128];
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(3));
+        for chunk in caller.chunks(24) {
+            tick.tick().await;
+            let bytes: Vec<u8> = chunk.iter().flat_map(|s| s.to_le_bytes()).collect();
+            sco.send(&bytes).await.unwrap();
+            let n = sco.recv(&mut buf).await.unwrap();
+            assert_eq!(n, 48, "the car answers with the phone's packet size");
+            heard.extend(buf[..n].chunks(2).map(|b| i16::from_le_bytes([b[0], b[1]])));
+        }
+        drop(sco);
+        next_event(&mut rig.events, "call-audio-ended").await;
+        // The car's speaker played exactly what the phone sent.
+        let played: Vec<i16> = rig
+            .out
+            .playbacks()
+            .into_iter()
+            .filter(|p| p.focus == Focus::Call)
+            .flat_map(|p| p.samples)
+            .collect();
+        assert!(played == caller, "speaker samples differ from the phone's");
+        // The phone heard the car's microphone in order (after silence while it started).
+        let start = heard.iter().position(|&s| s != 0).unwrap();
+        let tail = &heard[start..];
+        assert!(tail.len() > 7_000, "{} samples", tail.len());
+        assert!(
+            mic.starts_with(&tail[..7_000]),
+            "microphone samples changed"
+        );
+        assert_eq!(rig.mic.opened()[0].sample_rate, 8_000);
+    }
+
+    /// With echo cancellation on (mSBC here), the link still runs and the phone's audio
+    /// reaches the speaker.
+    #[tokio::test(start_paused = true)]
+    async fn msbc_link_with_echo_cancellation() {
+        use codriver_callaudio::{CallCodec, CallPipeline, PipelineConfig};
+        let mut rig = rig(true);
+        rig.call_audio.set_codec(Codec::Msbc);
+        // Let the task re-arm its accept in the new air mode.
+        tokio::task::yield_now().await;
+        let mut sco = rig.phone.connect(AirMode::Transparent, 60).await.unwrap();
+        next_event(&mut rig.events, "call-audio-started 00:11:22:33:44:55 mSBC").await;
+        let mut config = PipelineConfig::new(CallCodec::Msbc, 16_000);
+        config.dsp.echo_cancellation = false;
+        config.dsp.noise_suppression = false;
+        let mut phone = CallPipeline::new(config).unwrap();
+        let tone: Vec<i16> = (0..16_000)
+            .map(|n| (8000.0 * (n as f64 * 0.2).sin()) as i16)
+            .collect();
+        phone.handle_mic(&tone).unwrap();
+        let mut buf = [0u8; 128];
+        while let Some(p) = phone.poll_transmit() {
+            sco.send(&p).await.unwrap();
+            let n = sco.recv(&mut buf).await.unwrap();
+            phone.handle_sco_packet(&buf[..n]);
+        }
+        drop(sco);
+        if let DaemonEvent::CallAudioEnded {
+            received,
+            sent,
+            concealed,
+            ..
+        } = next_event(&mut rig.events, "call-audio-ended").await
+        {
+            assert_eq!((received, sent, concealed), (133, 133, 0));
+        }
+        assert_eq!(phone.rx_stats().frames, 133);
+        let played: usize = rig.out.playbacks().iter().map(|p| p.samples.len()).sum();
+        assert_eq!(played, 133 * 120);
+    }
+}
