@@ -29,6 +29,15 @@ use crate::events::{DaemonEvent, publish};
 /// at most one packet (7.5 ms for mSBC) of latency. A slower one underruns and the gap is
 /// filled with silence. Drift compensation (adaptive resampling) is not done yet.
 const MAX_QUEUED_PACKETS: usize = 2;
+/// The send queue may also hold this much audio whatever the packet size: the microphone
+/// delivers 10 ms periods, which is more than two small CVSD packets (3 ms each), so a cap of
+/// two packets alone would leave no cushion and every period's jitter would be an underrun.
+const MAX_QUEUED_US: u64 = 15_000;
+/// How far the send queue's cushion may grow on a jittery link: each underrun after the
+/// microphone started adds one codec frame (a link whose packets come in bursts, such as a
+/// loaded system's, then stops underrunning at the cost of that much latency). A steady link
+/// keeps [`MAX_QUEUED_US`].
+const MAX_CUSHION_US: u64 = 60_000;
 
 /// The running call-audio task; stops when dropped.
 #[derive(Debug)]
@@ -141,19 +150,18 @@ impl Task {
                 return;
             }
         };
-        // The microphone is read by its own task: a capture read is not cancel-safe (samples
-        // taken before the period elapsed would be lost when the SCO side wins a select).
-        let (mut mic, mic_task) = match self.mic.open(format).await {
-            Ok(source) => {
-                let (tx, rx) = mpsc::channel(1);
-                let period = rate as usize / 100;
-                (Some(rx), Some(tokio::spawn(capture(source, period, tx))))
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "call audio: no microphone; sending silence");
-                (None, None)
-            }
-        };
+        // The microphone is opened and read by its own task, so the link is serviced from
+        // its first packet even when opening takes a while (a WAV file is read and converted
+        // whole), and because a capture read is not cancel-safe (samples taken before the
+        // period elapsed would be lost when the SCO side wins a select).
+        let (tx, rx) = mpsc::channel(1);
+        let mut mic = Some(rx);
+        let mic_task = Some(tokio::spawn(capture(
+            Arc::clone(&self.mic),
+            format,
+            rate as usize / 100,
+            tx,
+        )));
         let codec_name = match codec {
             CallCodec::Msbc => "mSBC",
             _ => "CVSD",
@@ -168,10 +176,20 @@ impl Task {
         );
         let mut rx = vec![0u8; link.mtu().clamp(60, 1024)];
         let silence = vec![0i16; codec.frame_samples()];
+        let bytes_per_ms = match codec {
+            CallCodec::Msbc => 60 * 1000 / 7500,
+            _ => rate as usize * 2 / 1000,
+        };
+        let frame_us = codec.frame_samples() as u64 * 1_000_000 / u64::from(rate);
+        let mut cushion_us = MAX_QUEUED_US;
+        let mut mic_started = false;
+        let max_queued = |packet_len: usize, cushion_us: u64| {
+            (MAX_QUEUED_PACKETS * packet_len).max(cushion_us as usize * bytes_per_ms / 1000)
+        };
         let mut played = Vec::new();
         let (mut received, mut sent, mut underruns) = (0u64, 0u64, 0u64);
         let reason = loop {
-            let room = pipeline.tx_queued() < MAX_QUEUED_PACKETS * pipeline.packet_len();
+            let room = pipeline.tx_queued() < max_queued(pipeline.packet_len(), cushion_us);
             tokio::select! {
                 r = link.recv(&mut rx) => match r {
                     Ok(0) => break "the phone closed the SCO link".to_owned(),
@@ -189,8 +207,9 @@ impl Task {
                             // Nothing to send: no microphone, or it fell behind the link's
                             // clock. SCO wants a packet every slot, so a frame of silence
                             // keeps the phone's stream (and its sequence numbers) going.
-                            if mic.is_some() {
+                            if mic.is_some() && mic_started {
                                 underruns += 1;
+                                cushion_us = (cushion_us + frame_us).min(MAX_CUSHION_US);
                             }
                             if let Err(e) = pipeline.handle_mic(&silence) {
                                 break format!("encoding failed: {e}");
@@ -208,6 +227,7 @@ impl Task {
                 },
                 block = recv_mic(&mut mic), if room && mic.is_some() => match block {
                     Some(block) => {
+                        mic_started = true;
                         if let Err(e) = pipeline.handle_mic(&block) {
                             break format!("encoding failed: {e}");
                         }
@@ -226,6 +246,7 @@ impl Task {
             received,
             sent,
             underruns,
+            cushion_ms = cushion_us / 1000,
             lost = stats.lost_frames,
             corrupt = stats.corrupt_frames,
             "call audio: SCO link down"
@@ -245,13 +266,35 @@ impl Task {
     }
 }
 
-/// Reads the microphone in blocks of `period` samples until it ends, fails, or nobody
-/// listens.
-async fn capture(mut source: Box<dyn PcmSource>, period: usize, tx: mpsc::Sender<Vec<i16>>) {
+/// Opens the microphone and reads it in blocks of `period` samples until it ends, fails, or
+/// nobody listens. Without a microphone the link carries silence.
+async fn capture(
+    input: Arc<dyn AudioInput>,
+    format: PcmFormat,
+    period: usize,
+    tx: mpsc::Sender<Vec<i16>>,
+) {
+    let started = tokio::time::Instant::now();
+    let mut source: Box<dyn PcmSource> = match input.open(format).await {
+        Ok(source) => {
+            tracing::debug!(
+                ms = started.elapsed().as_millis() as u64,
+                "call audio: microphone open"
+            );
+            source
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "call audio: no microphone; sending silence");
+            return;
+        }
+    };
     let mut buf = vec![0i16; period.max(1)];
     loop {
         match source.read(&mut buf).await {
-            Ok(0) => return,
+            Ok(0) => {
+                tracing::debug!("call audio: the microphone ended; sending silence");
+                return;
+            }
             Ok(n) => {
                 if tx.send(buf[..n].to_vec()).await.is_err() {
                     return;

@@ -8,5 +8,6 @@
 pub mod ag;
 pub mod companion;
 pub mod phone;
+pub mod tone;
 
 pub use phone::{AgCommand, AgLink, AgLinkError, PhoneSpec, SimulatedPhone};

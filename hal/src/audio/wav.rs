@@ -155,28 +155,43 @@ impl AudioInput for WavInput {
         let Some(path) = &self.file else {
             return Ok(Box::new(SilenceSource { format }));
         };
-        let mut reader = hound::WavReader::open(path).map_err(|e| file_error(path, e))?;
-        let spec = reader.spec();
-        if spec.bits_per_sample != 16 || spec.sample_format != hound::SampleFormat::Int {
-            return Err(AudioError::File {
-                path: path.clone(),
-                source: "only 16-bit integer PCM WAV files can be used as the microphone".into(),
-            });
-        }
-        let raw: Vec<i16> = reader
-            .samples::<i16>()
-            .collect::<Result<_, _>>()
-            .map_err(|e| file_error(path, e))?;
-        let from = PcmFormat {
-            sample_rate: spec.sample_rate,
-            channels: spec.channels,
-        };
+        // Reading and converting a long file takes a while on a small board: off the
+        // runtime's threads.
+        let path = path.clone();
+        let samples = tokio::task::spawn_blocking(move || read_wav(&path, format))
+            .await
+            .map_err(|e| AudioError::File {
+                path: self.file.clone().unwrap_or_default(),
+                source: e.into(),
+            })??;
         Ok(Box::new(BufferSource {
-            samples: convert(&raw, from, format),
+            samples,
             position: 0,
             format,
+            started: None,
         }))
     }
+}
+
+/// Reads a 16-bit PCM WAV file and converts it to `format`.
+fn read_wav(path: &Path, format: PcmFormat) -> Result<Vec<i16>, AudioError> {
+    let mut reader = hound::WavReader::open(path).map_err(|e| file_error(path, e))?;
+    let spec = reader.spec();
+    if spec.bits_per_sample != 16 || spec.sample_format != hound::SampleFormat::Int {
+        return Err(AudioError::File {
+            path: path.to_owned(),
+            source: "only 16-bit integer PCM WAV files can be used as the microphone".into(),
+        });
+    }
+    let raw: Vec<i16> = reader
+        .samples::<i16>()
+        .collect::<Result<_, _>>()
+        .map_err(|e| file_error(path, e))?;
+    let from = PcmFormat {
+        sample_rate: spec.sample_rate,
+        channels: spec.channels,
+    };
+    Ok(convert(&raw, from, format))
 }
 
 /// A finite source over samples in memory, paced like a real microphone.
@@ -184,6 +199,10 @@ pub(crate) struct BufferSource {
     pub(crate) samples: Vec<i16>,
     pub(crate) position: usize,
     pub(crate) format: PcmFormat,
+    /// When the first read returned: reads are paced against this clock, not by sleeping a
+    /// block's duration after each read (which drifts slower than real time by every
+    /// wake-up's lateness, so the call's link would underrun).
+    pub(crate) started: Option<tokio::time::Instant>,
 }
 
 #[async_trait]
@@ -201,7 +220,8 @@ impl PcmSource for BufferSource {
         buf[..n].copy_from_slice(&self.samples[self.position..self.position + n]);
         self.position += n;
         if n > 0 {
-            tokio::time::sleep(self.format.duration_of(n)).await;
+            let started = *self.started.get_or_insert_with(tokio::time::Instant::now);
+            tokio::time::sleep_until(started + self.format.duration_of(self.position)).await;
         }
         Ok(n)
     }

@@ -200,6 +200,7 @@ impl AudioInput for MockAudioInput {
         lock(&self.opened).push(format);
         match lock(&self.fixtures).pop_front() {
             Some(samples) => Ok(Box::new(BufferSource {
+                started: None,
                 samples,
                 position: 0,
                 format,

@@ -13,6 +13,17 @@
 //! `hfp-closed`). It runs until SIGTERM/SIGINT, or exits 0 after the first service level
 //! connection with `--exit-after-slc`.
 //!
+//! With `--call-audio cvsd,msbc` it also places calls once the service level connection is up,
+//! one per codec listed: it selects the codec (`+BCS`), rings (`RING`, `+CLIP`), waits for the
+//! car to answer, opens the SCO link to the car as a phone does (kernel SCO sockets; CVSD or
+//! transparent air mode for mSBC), sends a 1 kHz tone for `--call-seconds`, checks that what
+//! the car sends back is a 440 Hz tone ([`codriver_phone_sim::tone`]), hangs up, and exits 0 if
+//! every call's audio was intact (`STANDIN call-audio-result codec=… ok=…`).
+//!
+//! Two helper commands serve the scenarios, which have no other tools in the guest:
+//! `phone-standin write-tone FILE HZ RATE SECONDS` writes a test-tone WAV (the car's
+//! microphone), `phone-standin tone-check FILE HZ MIN_MS` checks a WAV the car played.
+//!
 //! In the VM both controllers share one bluetoothd, so every registered profile listens on
 //! both adapters; connections whose local end is not this program's adapter are refused.
 
@@ -24,11 +35,16 @@ use std::time::Duration;
 use bluer::agent::{Agent, AgentHandle};
 use bluer::rfcomm::{ConnectRequest, Profile as BluezProfile, ProfileHandle, Stream};
 use bluer::{Adapter, AdapterEvent, Address, Device, DiscoveryFilter, DiscoveryTransport};
+use codriver_callaudio::{CallCodec, CallPipeline, PipelineConfig};
+use codriver_hal::linux::KernelSco;
+use codriver_hal::{AirMode, ScoTransport};
 use codriver_phone_sim::ag::{AgEvent, AudioGateway, Profile};
+use codriver_phone_sim::tone;
 use futures_util::StreamExt;
+use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::mpsc;
+use tokio::sync::{Mutex, broadcast, mpsc};
 use tokio::time::{Instant, sleep, timeout};
 
 /// The Hands-Free unit's service class: what the phone connects to on the car.
@@ -41,7 +57,13 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 type BoxError = Box<dyn Error + Send + Sync>;
 
 fn main() -> ExitCode {
-    let options = match Options::parse(std::env::args().skip(1)) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("write-tone") => return tool(write_tone(&args[1..])),
+        Some("tone-check") => return tool(tone_check(&args[1..])),
+        _ => {}
+    }
+    let options = match Options::parse(args.into_iter()) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("phone-standin: {e}\n\n{USAGE}");
@@ -70,12 +92,20 @@ fn main() -> ExitCode {
 
 const USAGE: &str = "usage: phone-standin --car ADDRESS [--adapter hci1] [--profile NAME] \
 [--pair] [--connect] [--exit-after-slc]
+       [--call-audio cvsd,msbc] [--call-seconds N]
+       phone-standin write-tone FILE HZ RATE SECONDS
+       phone-standin tone-check FILE HZ MIN_MS
   --car ADDRESS     the car's (codriverd's adapter's) Bluetooth address
   --adapter NAME    the phone's adapter (default hci1)
   --profile NAME    phone behaviour: iphone-like, android-like (default), minimal, ...
   --pair            pair with the car by address (accepting on the phone side)
   --connect         open the Hands-Free link to the car (else wait for the car to connect)
-  --exit-after-slc  exit 0 once a service level connection is established";
+  --exit-after-slc  exit 0 once a service level connection is established
+  --call-audio LIST after the SLC, one incoming call per codec (cvsd, msbc) with a 1 kHz tone
+                    over SCO; checks the car's 440 Hz tone coming back; exits when done
+  --call-seconds N  seconds of audio per call (default 4)
+  write-tone        writes a half-scale sine WAV (16-bit mono)
+  tone-check        checks that FILE holds HZ intact for at least MIN_MS; exit 1 if not";
 
 /// Command-line options.
 #[derive(Debug)]
@@ -86,6 +116,8 @@ struct Options {
     pair: bool,
     connect: bool,
     exit_after_slc: bool,
+    call_audio: Vec<CallCodec>,
+    call_seconds: u32,
 }
 
 impl Options {
@@ -94,6 +126,7 @@ impl Options {
         let mut adapter = "hci1".to_owned();
         let mut profile = Profile::AndroidLike;
         let (mut pair, mut connect, mut exit_after_slc) = (false, false, false);
+        let (mut call_audio, mut call_seconds) = (Vec::new(), 4);
         while let Some(arg) = args.next() {
             let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
             match arg.as_str() {
@@ -109,6 +142,19 @@ impl Options {
                 "--pair" => pair = true,
                 "--connect" => connect = true,
                 "--exit-after-slc" => exit_after_slc = true,
+                "--call-audio" => {
+                    for c in value("--call-audio")?.split(',') {
+                        call_audio.push(match c {
+                            "cvsd" => CallCodec::Cvsd,
+                            "msbc" => CallCodec::Msbc,
+                            other => return Err(format!("--call-audio: unknown codec {other:?}")),
+                        });
+                    }
+                }
+                "--call-seconds" => {
+                    let v = value("--call-seconds")?;
+                    call_seconds = v.parse().map_err(|e| format!("--call-seconds {v}: {e}"))?;
+                }
                 other => return Err(format!("unknown argument {other:?}")),
             }
         }
@@ -119,6 +165,8 @@ impl Options {
             pair,
             connect,
             exit_after_slc,
+            call_audio,
+            call_seconds,
         })
     }
 }
@@ -146,12 +194,19 @@ async fn run(options: Options) -> Result<(), BoxError> {
     );
 
     let (slc_tx, mut slc_rx) = mpsc::channel::<()>(4);
+    let (ag_tx, ag_rx) = mpsc::channel::<AgCommand>(4);
+    let (events_tx, events) = broadcast::channel::<AgEvent>(64);
+    let link = Link {
+        commands: Arc::new(Mutex::new(ag_rx)),
+        events: events_tx,
+        slc: slc_tx,
+    };
     let server = tokio::spawn(serve_profile(
         profile,
         own,
         options.car,
         options.profile,
-        slc_tx,
+        link,
     ));
 
     let device = if options.pair || options.connect {
@@ -178,6 +233,19 @@ async fn run(options: Options) -> Result<(), BoxError> {
             _ = int.recv() => break,
             slc = slc_rx.recv() => match slc {
                 Some(()) if options.exit_after_slc => break,
+                Some(()) if !options.call_audio.is_empty() => {
+                    let calls = CallAudio {
+                        own: codriver_hal::Address::new(own.0),
+                        car: codriver_hal::Address::new(options.car.0),
+                        commands: ag_tx.clone(),
+                        events: events.resubscribe(),
+                        seconds: options.call_seconds,
+                    };
+                    let result = calls.run(&options.call_audio).await;
+                    server.abort();
+                    println!("STANDIN exit");
+                    return result;
+                }
                 Some(()) => {}
                 None => return Err("the profile was released by bluetoothd".into()),
             },
@@ -312,11 +380,11 @@ async fn serve_profile(
     own: Address,
     car: Address,
     profile: Profile,
-    slc: mpsc::Sender<()>,
+    link: Link,
 ) {
     while let Some(request) = handle.next().await {
         if let Some(stream) = accept(request, own, car) {
-            tokio::spawn(drive(stream, car, AudioGateway::new(profile), slc.clone()));
+            tokio::spawn(drive(stream, car, AudioGateway::new(profile), link.clone()));
         }
     }
     println!("STANDIN profile-released");
@@ -357,7 +425,7 @@ fn accept(request: ConnectRequest, own: Address, car: Address) -> Option<Stream>
 }
 
 /// Pumps bytes between the RFCOMM socket and the gateway until either side closes.
-async fn drive(mut stream: Stream, car: Address, mut ag: AudioGateway, slc: mpsc::Sender<()>) {
+async fn drive(mut stream: Stream, car: Address, mut ag: AudioGateway, link: Link) {
     let mut buf = [0u8; 512];
     loop {
         while let Some(bytes) = ag.poll_transmit() {
@@ -369,8 +437,9 @@ async fn drive(mut stream: Stream, car: Address, mut ag: AudioGateway, slc: mpsc
         while let Some(event) = ag.poll_event() {
             if event == AgEvent::SlcEstablished {
                 println!("STANDIN slc-established car={car}");
-                let _ = slc.try_send(());
+                let _ = link.slc.try_send(());
             }
+            let _ = link.events.send(event);
         }
         let deadline = ag.poll_timeout().map(Instant::from_std);
         tokio::select! {
@@ -391,6 +460,297 @@ async fn drive(mut stream: Stream, car: Address, mut ag: AudioGateway, slc: mpsc
                     None => std::future::pending().await,
                 }
             } => ag.handle_timeout(Instant::now().into_std()),
+            command = async { link.commands.lock().await.recv().await } => {
+                // (`None` cannot happen: the sender lives as long as the program.)
+                if let Some(command) = command
+                    && let Err(e) = command.apply(&mut ag, Instant::now().into_std())
+                {
+                    println!("STANDIN ag-command-failed error={e}");
+                }
+            }
         }
     }
+}
+
+/// What the gateway's driver shares with the rest of the program.
+#[derive(Clone)]
+struct Link {
+    /// Commands for the gateway of the current connection (the first driver to take one).
+    commands: Arc<Mutex<mpsc::Receiver<AgCommand>>>,
+    /// Everything the car did.
+    events: broadcast::Sender<AgEvent>,
+    /// Each service level connection.
+    slc: mpsc::Sender<()>,
+}
+
+/// The phone's actions during the call-audio calls.
+#[derive(Debug, Clone, Copy)]
+enum AgCommand {
+    /// `+BCS: <id>`.
+    CodecSwitch(u8),
+    /// An incoming call: `+CIEV` callsetup, `RING`, `+CLIP`.
+    IncomingCall,
+    /// The caller hangs up.
+    RemoteHangup,
+}
+
+impl AgCommand {
+    fn apply(
+        self,
+        ag: &mut AudioGateway,
+        now: std::time::Instant,
+    ) -> Result<(), codriver_phone_sim::ag::ActionError> {
+        match self {
+            AgCommand::CodecSwitch(id) => ag.codec_switch(id),
+            AgCommand::IncomingCall => ag
+                .incoming_call(now, "+15550100", Some("Alice"))
+                .map(|_| ()),
+            AgCommand::RemoteHangup => ag.remote_hangup(),
+        }
+    }
+}
+
+/// The tone the phone sends (the caller's voice).
+const CALLER_HZ: f64 = 1_000.0;
+/// The tone the car's microphone plays in the VM (its config's `input_wav`).
+const CAR_MIC_HZ: f64 = 440.0;
+
+/// Incoming calls with audio over SCO, one per codec.
+struct CallAudio {
+    own: codriver_hal::Address,
+    car: codriver_hal::Address,
+    commands: mpsc::Sender<AgCommand>,
+    events: broadcast::Receiver<AgEvent>,
+    seconds: u32,
+}
+
+impl CallAudio {
+    async fn run(mut self, codecs: &[CallCodec]) -> Result<(), BoxError> {
+        let mut failed = Vec::new();
+        for &codec in codecs {
+            let name = codec_name(codec);
+            match self.call(codec).await {
+                Ok(true) => println!("STANDIN call-audio-result codec={name} ok=true"),
+                Ok(false) => {
+                    println!("STANDIN call-audio-result codec={name} ok=false");
+                    failed.push(name);
+                }
+                Err(e) => {
+                    println!("STANDIN call-audio-result codec={name} ok=false error={e}");
+                    failed.push(name);
+                }
+            }
+        }
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("call audio failed for {}", failed.join(", ")).into())
+        }
+    }
+
+    /// One call; `Ok(false)` when it ran but the car's audio did not arrive intact.
+    async fn call(&mut self, codec: CallCodec) -> Result<bool, BoxError> {
+        let name = codec_name(codec);
+        let id = match codec {
+            CallCodec::Msbc => 2,
+            _ => 1,
+        };
+        // The phone selects the codec; the car confirms with AT+BCS=<id>.
+        self.command(AgCommand::CodecSwitch(id)).await?;
+        self.wait(&format!("AT+BCS={id}"), |e| {
+            *e == AgEvent::CodecSelected(id)
+        })
+        .await?;
+        println!("STANDIN codec-selected codec={name}");
+
+        self.command(AgCommand::IncomingCall).await?;
+        let ringing = Instant::now();
+        println!("STANDIN ringing codec={name}");
+        self.wait("ATA", |e| *e == AgEvent::CallAnswered).await?;
+        println!(
+            "STANDIN answered codec={name} ms={}",
+            ringing.elapsed().as_millis()
+        );
+
+        // The phone (Audio Gateway) opens the audio connection.
+        let mode = match codec {
+            CallCodec::Msbc => AirMode::Transparent,
+            _ => AirMode::Cvsd,
+        };
+        let started = Instant::now();
+        let mut sco = timeout(
+            STEP_TIMEOUT,
+            KernelSco::new().connect(self.own, self.car, mode),
+        )
+        .await
+        .map_err(|_| "SCO connect timed out")??;
+        println!(
+            "STANDIN sco-connected codec={name} mtu={} ms={}",
+            sco.mtu(),
+            started.elapsed().as_millis()
+        );
+
+        let rate = codec.sample_rate();
+        let mut config = PipelineConfig::new(codec, rate);
+        config.dsp.echo_cancellation = false;
+        config.dsp.noise_suppression = false;
+        let mut phone = CallPipeline::new(config)?;
+        let frame = codec.frame_samples();
+        let total = self.seconds as usize * rate as usize;
+        let caller = tone::sine(rate, CALLER_HZ, total);
+        let mut frames = caller.chunks_exact(frame);
+        let period = Duration::from_micros(frame as u64 * 1_000_000 / u64::from(rate));
+        let mut tick = tokio::time::interval(period);
+        let mut heard = Vec::new();
+        let (mut sent, mut received) = (0u64, 0u64);
+        let mut buf = [0u8; 1024];
+        let audio_result: Result<(), BoxError> = loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    let Some(pcm) = frames.next() else { break Ok(()) };
+                    phone.handle_mic(pcm)?;
+                    let mut send_error = None;
+                    while let Some(p) = phone.poll_transmit() {
+                        if let Err(e) = sco.send(&p).await {
+                            send_error = Some(e);
+                            break;
+                        }
+                        sent += 1;
+                    }
+                    if let Some(e) = send_error {
+                        break Err(format!("SCO send: {e}").into());
+                    }
+                }
+                r = sco.recv(&mut buf) => match r {
+                    Ok(0) => break Err("the car closed the SCO link".into()),
+                    Ok(n) => {
+                        received += 1;
+                        phone.handle_sco_packet(&buf[..n]);
+                        phone.take_speaker(&mut heard);
+                    }
+                    Err(e) => break Err(format!("SCO receive: {e}").into()),
+                },
+            }
+        };
+        let stats = phone.rx_stats();
+        let report = tone::measure(&heard, rate, CAR_MIC_HZ);
+        let peak = heard.iter().map(|s| s.unsigned_abs()).max().unwrap_or(0);
+        // Kept for a failure's evidence (the scenario copies it to the host).
+        let evidence = format!("/tmp/phone-heard-{name}.wav");
+        if let Err(e) = write_wav(&evidence, rate, &heard) {
+            println!("STANDIN cannot-write file={evidence} error={e}");
+        }
+        // The car's microphone starts a moment after the link: most of the call must be the
+        // tone, in one piece.
+        let min_ms = u64::from(self.seconds) * 1000 / 2;
+        let intact = audio_result.is_ok() && report.is_intact(min_ms);
+        println!(
+            "STANDIN heard-car codec={name} packets_sent={sent} packets_received={received} \
+             frames={} lost={} corrupt={} peak={peak} {report} min_tone_ms={min_ms} intact={intact}",
+            stats.frames, stats.lost_frames, stats.corrupt_frames
+        );
+        if let Err(e) = &audio_result {
+            println!("STANDIN call-audio-error codec={name} error={e}");
+        }
+
+        // The caller hangs up; the phone closes the audio connection with the call.
+        self.command(AgCommand::RemoteHangup).await?;
+        drop(sco);
+        // Let the car see the call end before the next one rings.
+        sleep(Duration::from_secs(1)).await;
+        Ok(intact)
+    }
+
+    async fn command(&self, command: AgCommand) -> Result<(), BoxError> {
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| "the Hands-Free link is gone".into())
+    }
+
+    async fn wait(&mut self, what: &str, want: impl Fn(&AgEvent) -> bool) -> Result<(), BoxError> {
+        let found = timeout(STEP_TIMEOUT, async {
+            loop {
+                match self.events.recv().await {
+                    Ok(e) if want(&e) => return true,
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return false,
+                }
+            }
+        })
+        .await;
+        match found {
+            Ok(true) => Ok(()),
+            _ => Err(format!("no {what} from the car").into()),
+        }
+    }
+}
+
+fn codec_name(codec: CallCodec) -> &'static str {
+    match codec {
+        CallCodec::Msbc => "mSBC",
+        _ => "CVSD",
+    }
+}
+
+/// Runs a helper command: prints its error and maps it to an exit code.
+fn tool(result: Result<bool, String>) -> ExitCode {
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("phone-standin: {e}\n\n{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `write-tone FILE HZ RATE SECONDS`.
+fn write_tone(args: &[String]) -> Result<bool, String> {
+    let [file, hz, rate, seconds] = args else {
+        return Err("write-tone needs FILE HZ RATE SECONDS".into());
+    };
+    let hz: f64 = hz.parse().map_err(|e| format!("HZ {hz}: {e}"))?;
+    let rate: u32 = rate.parse().map_err(|e| format!("RATE {rate}: {e}"))?;
+    let seconds: usize = seconds
+        .parse()
+        .map_err(|e| format!("SECONDS {seconds}: {e}"))?;
+    write_wav(file, rate, &tone::sine(rate, hz, seconds * rate as usize))?;
+    Ok(true)
+}
+
+/// Writes 16-bit mono samples to a WAV file.
+fn write_wav(file: &str, rate: u32, samples: &[i16]) -> Result<(), String> {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(file, spec).map_err(|e| format!("{file}: {e}"))?;
+    for &s in samples {
+        w.write_sample(s).map_err(|e| format!("{file}: {e}"))?;
+    }
+    w.finalize().map_err(|e| format!("{file}: {e}"))
+}
+
+/// `tone-check FILE HZ MIN_MS`: prints the measure, `Ok(false)` unless intact.
+fn tone_check(args: &[String]) -> Result<bool, String> {
+    let [file, hz, min_ms] = args else {
+        return Err("tone-check needs FILE HZ MIN_MS".into());
+    };
+    let hz: f64 = hz.parse().map_err(|e| format!("HZ {hz}: {e}"))?;
+    let min_ms: u64 = min_ms
+        .parse()
+        .map_err(|e| format!("MIN_MS {min_ms}: {e}"))?;
+    let mut r = hound::WavReader::open(file).map_err(|e| format!("{file}: {e}"))?;
+    let rate = r.spec().sample_rate;
+    let samples: Vec<i16> = r
+        .samples::<i16>()
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{file}: {e}"))?;
+    let report = tone::measure(&samples, rate, hz);
+    let intact = report.is_intact(min_ms);
+    println!("TONE file={file} rate={rate} {report} min_tone_ms={min_ms} intact={intact}");
+    Ok(intact)
 }

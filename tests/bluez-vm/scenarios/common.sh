@@ -42,11 +42,12 @@ boot_car() {
   ok "pairing window open, hci0 discoverable"
 }
 
-# pair_phone only|connect: the phone pairs (and with "connect" also opens Hands-Free); codriverd accepts under the
-# allowlist policy without any button.
+# pair_phone only|connect [STANDIN_ARGS...]: the phone pairs (and with "connect" also opens
+# Hands-Free); codriverd accepts under the allowlist policy without any button.
 pair_phone() {
   step "the phone pairs with the car by address ($1)"
-  if [ "$1" = connect ]; then start_standin --pair --connect; else start_standin --pair; fi
+  _how=$1; shift
+  if [ "$_how" = connect ]; then start_standin --pair --connect "$@"; else start_standin --pair "$@"; fi
   wait_log 40 /tmp/standin.log "STANDIN paired\|STANDIN error"
   grep -q "STANDIN paired" /tmp/standin.log || { cat /tmp/standin.log; fail "the phone did not pair"; }
   wait_log 10 /tmp/codriverd.log "phone-paired" || fail "codriverd did not report phone-paired"
