@@ -43,6 +43,8 @@ const MAX_CUSHION_US: u64 = 60_000;
 #[derive(Debug)]
 pub(crate) struct CallAudio {
     codec: watch::Sender<Codec>,
+    /// The phone whose SCO link is up, if any.
+    link: watch::Receiver<Option<Address>>,
     task: JoinHandle<()>,
 }
 
@@ -56,6 +58,7 @@ impl CallAudio {
         events: broadcast::Sender<DaemonEvent>,
     ) -> Self {
         let (codec, codec_rx) = watch::channel(Codec::Cvsd);
+        let (link_tx, link) = watch::channel(None);
         let task = tokio::spawn(async move {
             tracing::info!(transport = %sco.describe(), "call audio: listening for SCO links");
             // BDADDR_ANY: links to any of the host's adapters.
@@ -67,6 +70,7 @@ impl CallAudio {
                 }
             };
             let task = Task {
+                link: link_tx,
                 audio,
                 mic,
                 echo_cancellation,
@@ -74,7 +78,12 @@ impl CallAudio {
             };
             task.serve(listener.as_mut(), codec_rx).await;
         });
-        CallAudio { codec, task }
+        CallAudio { codec, link, task }
+    }
+
+    /// The phone whose SCO link is up now.
+    pub(crate) fn link_up(&self) -> Option<Address> {
+        *self.link.borrow()
     }
 
     /// The codec the Hands-Free engine selected: the air mode of the next link.
@@ -90,6 +99,7 @@ impl Drop for CallAudio {
 }
 
 struct Task {
+    link: watch::Sender<Option<Address>>,
     audio: AudioRouter,
     mic: Arc<dyn AudioInput>,
     echo_cancellation: bool,
@@ -109,7 +119,11 @@ impl Task {
                 },
             };
             match link {
-                Ok(link) => self.run_link(link).await,
+                Ok(link) => {
+                    self.link.send_replace(Some(link.peer()));
+                    self.run_link(link).await;
+                    self.link.send_replace(None);
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "call audio: accepting an SCO link failed");
                     return;

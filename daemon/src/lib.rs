@@ -435,6 +435,9 @@ struct Phone {
     calls: CallSummary,
     /// The caller of the call ringing now was announced; cleared when nothing rings.
     caller_announced: bool,
+    /// The phone rings in band (its own ringtone over the audio connection): from `+BRSF`,
+    /// then `+BSIR`.
+    in_band_ring: bool,
     /// What the D-Bus objects show: SLC state, indicators, speaker gain, the call list.
     shown: PhoneSnapshot,
 }
@@ -631,6 +634,7 @@ impl State {
                 link,
                 calls: CallSummary::default(),
                 caller_announced: false,
+                in_band_ring: false,
                 shown: PhoneSnapshot {
                     address: device,
                     name: String::new(),
@@ -695,7 +699,16 @@ impl State {
                             self.link.on_hands_free_ready(device);
                         }
                         codriver_hfp::Event::Ring { number, name } => {
-                            self.audio.chime(Chime::Ring);
+                            if self.rings_in_band(device) {
+                                // HFP 1.8 §4.13.1: the phone opened the audio connection
+                                // before RING and plays its own ringtone through it.
+                                tracing::info!(
+                                    %device,
+                                    "in-band ringing: the phone's ringtone comes through call audio; no local ringtone"
+                                );
+                            } else {
+                                self.audio.chime(Chime::Ring);
+                            }
                             self.announce_caller(device, number.as_deref(), name.as_deref());
                         }
                         codriver_hfp::Event::CodecSelected(codec) => {
@@ -714,6 +727,16 @@ impl State {
                 self.refresh_active_phone();
             }
         }
+    }
+
+    /// Whether `device` rings in band now: in-band ringing on and its SCO link up, so the
+    /// local ringtone would only play over the phone's own.
+    fn rings_in_band(&self, device: codriver_hal::Address) -> bool {
+        self.phones.get(&device).is_some_and(|p| p.in_band_ring)
+            && self
+                .call_audio
+                .as_ref()
+                .is_some_and(|c| c.link_up() == Some(device))
     }
 
     /// Speaks who is calling, once per ringing call, as soon as a `RING` carries the name or
@@ -963,7 +986,12 @@ impl Phone {
         use codriver_hfp::{Direction, Event, VolumeTarget};
         for event in events {
             match event {
-                Event::SlcConnected { .. } => self.shown.connected = true,
+                Event::SlcConnected { ag_features, .. } => {
+                    self.shown.connected = true;
+                    self.in_band_ring =
+                        ag_features.contains(codriver_hfp::AgFeatures::IN_BAND_RING);
+                }
+                Event::InBandRing(on) => self.in_band_ring = *on,
                 Event::Indicator { name, value } => {
                     match self.shown.indicators.iter_mut().find(|(n, _)| n == name) {
                         Some((_, v)) => *v = *value,

@@ -460,7 +460,19 @@ impl Driver<'_> {
 
         // The car's microphone hears the driver: a 440 Hz tone for the whole call.
         self.mic
-            .push_fixture(tone(16_000, 440.0, (SECONDS + 2) * 16_000));
+            .push_fixture(tone(16_000, 440.0, (SECONDS + 4) * 16_000));
+
+        // The phone rings in band (HFP 1.8 §4.13.1): it opens the audio connection in
+        // transparent mode (mSBC) before RING, and the car plays no ringtone of its own.
+        let mut sco = self
+            .sco
+            .connect(AirMode::Transparent, MOCK_SCO_MTU)
+            .await
+            .map_err(|e| fail("open the SCO link", e.to_string()))?;
+        self.wait("call audio started", |e| {
+            matches!(e, DaemonEvent::CallAudioStarted { codec: "mSBC", .. })
+        })
+        .await?;
 
         link.command(AgCommand::IncomingCall {
             number: "+15550100".into(),
@@ -481,17 +493,6 @@ impl Driver<'_> {
         })
         .await
         .map_err(|e| fail("answer", e.to_string()))?;
-
-        // The phone opens the audio connection in transparent mode (mSBC).
-        let mut sco = self
-            .sco
-            .connect(AirMode::Transparent, MOCK_SCO_MTU)
-            .await
-            .map_err(|e| fail("open the SCO link", e.to_string()))?;
-        self.wait("call audio started", |e| {
-            matches!(e, DaemonEvent::CallAudioStarted { codec: "mSBC", .. })
-        })
-        .await?;
 
         // The phone's side: a 1 kHz caller every 7.5 ms, and whatever the car sends back.
         let mut config = PipelineConfig::new(CallCodec::Msbc, 16_000);

@@ -176,10 +176,18 @@ async fn call_audio_scenario_flows_both_ways_over_mock_sco() {
         &[
             "hands-free-ready",
             "telephony 00:11:22:33:44:55 codec msbc",
-            "telephony 00:11:22:33:44:55 call 1 active",
+            // In-band ringing: the audio connection comes before RING.
             "call-audio-started 00:11:22:33:44:55 mSBC",
+            "telephony 00:11:22:33:44:55 ring",
+            "telephony 00:11:22:33:44:55 call 1 active",
             "call-audio-ended 00:11:22:33:44:55",
         ],
+    );
+    // The phone's ringtone came through call audio: no local ringtone over it.
+    let labels: Vec<String> = out.playbacks().into_iter().map(|p| p.label).collect();
+    assert!(
+        !labels.iter().any(|l| l == "ringtone"),
+        "local ringtone played during in-band ringing: {labels:?}"
     );
     // The phone's 1 kHz caller reached the car's speakers, under the call's focus.
     let call: Vec<i16> = out
