@@ -39,6 +39,19 @@ const MAX_QUEUED_US: u64 = 15_000;
 /// keeps [`MAX_QUEUED_US`].
 const MAX_CUSHION_US: u64 = 60_000;
 
+/// mSBC frames that may fail (corrupt, missing, or bytes out of H2 sync, counted in 60-byte
+/// packets) before the first good one, after which wide band is given up on the link: 240 ms.
+const MSBC_FAILURE_FRAMES: u64 = 32;
+
+/// Wide band failed on a phone's link: the daemon offers it CVSD only (`AT+BAC=1`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CodecFallback {
+    /// The phone.
+    pub(crate) device: Address,
+    /// What failed, for the log.
+    pub(crate) reason: String,
+}
+
 /// The running call-audio task; stops when dropped.
 #[derive(Debug)]
 pub(crate) struct CallAudio {
@@ -56,6 +69,7 @@ impl CallAudio {
         mic: Arc<dyn AudioInput>,
         echo_cancellation: bool,
         events: broadcast::Sender<DaemonEvent>,
+        fallback: mpsc::Sender<CodecFallback>,
     ) -> Self {
         let (codec, codec_rx) = watch::channel(Codec::Cvsd);
         let (link_tx, link) = watch::channel(None);
@@ -70,6 +84,7 @@ impl CallAudio {
                 }
             };
             let task = Task {
+                fallback,
                 link: link_tx,
                 audio,
                 mic,
@@ -99,6 +114,7 @@ impl Drop for CallAudio {
 }
 
 struct Task {
+    fallback: mpsc::Sender<CodecFallback>,
     link: watch::Sender<Option<Address>>,
     audio: AudioRouter,
     mic: Arc<dyn AudioInput>,
@@ -120,9 +136,23 @@ impl Task {
             };
             match link {
                 Ok(link) => {
-                    self.link.send_replace(Some(link.peer()));
-                    self.run_link(link).await;
+                    let device = link.peer();
+                    self.link.send_replace(Some(device));
+                    let failed = self.run_link(link).await;
                     self.link.send_replace(None);
+                    if let Some(reason) = failed {
+                        self.fall_back(device, reason);
+                    }
+                }
+                // The controller cannot carry wide band: no link in transparent mode. The
+                // phone's address is unknown here; the daemon applies it to the active phone.
+                Err(e @ codriver_hal::ScoError::AirModeRefused { .. })
+                    if mode == AirMode::Transparent =>
+                {
+                    self.fall_back(
+                        Address::new([0; 6]),
+                        format!("the mSBC (transparent) SCO link cannot be set up: {e}"),
+                    );
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "call audio: accepting an SCO link failed");
@@ -132,7 +162,27 @@ impl Task {
         }
     }
 
-    async fn run_link(&self, mut link: Box<dyn ScoLink>) {
+    /// Reports a wide-band failure; the daemon offers the phone CVSD only.
+    fn fall_back(&self, device: Address, reason: String) {
+        tracing::warn!(%device, reason, "call audio: mSBC keeps failing; renegotiating CVSD");
+        publish(
+            &self.events,
+            DaemonEvent::CallAudioFallback {
+                device,
+                reason: reason.clone(),
+            },
+        );
+        if self
+            .fallback
+            .try_send(CodecFallback { device, reason })
+            .is_err()
+        {
+            tracing::warn!(%device, "call audio: the daemon did not take the CVSD fallback");
+        }
+    }
+
+    /// Runs one link until it ends; `Some(reason)` when it ended because wide band failed.
+    async fn run_link(&self, mut link: Box<dyn ScoLink>) -> Option<String> {
         let device = link.peer();
         let codec = match link.air_mode() {
             AirMode::Transparent => CallCodec::Msbc,
@@ -150,7 +200,7 @@ impl Task {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(error = %e, "call audio: cannot set up the pipeline");
-                return;
+                return None;
             }
         };
         let mut speaker = match self
@@ -161,7 +211,7 @@ impl Task {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(error = %e, "call audio: cannot open the speakers");
-                return;
+                return None;
             }
         };
         // The microphone is opened and read by its own task, so the link is serviced from
@@ -202,6 +252,7 @@ impl Task {
         };
         let mut played = Vec::new();
         let (mut received, mut sent, mut underruns) = (0u64, 0u64, 0u64);
+        let mut failed = None;
         let reason = loop {
             let room = pipeline.tx_queued() < max_queued(pipeline.packet_len(), cushion_us);
             tokio::select! {
@@ -210,6 +261,12 @@ impl Task {
                     Ok(n) => {
                         received += 1;
                         pipeline.handle_sco_packet(&rx[..n]);
+                        if codec == CallCodec::Msbc
+                            && let Some(why) = msbc_failing(pipeline.rx_stats())
+                        {
+                            failed = Some(why.clone());
+                            break why;
+                        }
                         pipeline.take_speaker(&mut played);
                         if !played.is_empty() {
                             if let Err(e) = speaker.write(&played).await {
@@ -277,7 +334,24 @@ impl Task {
                 concealed: stats.lost_frames + stats.corrupt_frames,
             },
         );
+        failed
     }
+}
+
+/// Why wide band is failing on a link, if it is: no good mSBC frame yet, and
+/// [`MSBC_FAILURE_FRAMES`] frames' worth of corrupt, missing or unsynchronised audio.
+fn msbc_failing(stats: codriver_callaudio::RxStats) -> Option<String> {
+    if stats.frames > 0 {
+        return None;
+    }
+    let unsynced = stats.skipped_bytes / 60;
+    let bad = stats.corrupt_frames + stats.lost_frames + unsynced;
+    (bad >= MSBC_FAILURE_FRAMES).then(|| {
+        format!(
+            "no good mSBC frame in the first {bad} ({} corrupt, {} missing, {} bytes out of H2 sync)",
+            stats.corrupt_frames, stats.lost_frames, stats.skipped_bytes
+        )
+    })
 }
 
 /// Opens the microphone and reads it in blocks of `period` samples until it ends, fails, or
@@ -352,6 +426,7 @@ mod tests {
         out: MockAudioOutput,
         mic: MockAudioInput,
         events: broadcast::Receiver<DaemonEvent>,
+        fallbacks: mpsc::Receiver<CodecFallback>,
     }
 
     fn rig(echo_cancellation: bool) -> Rig {
@@ -370,12 +445,14 @@ mod tests {
         );
         let (car, phone) = MockSco::new(self::phone(), 48);
         let mic = MockAudioInput::new();
+        let (fallback_tx, fallbacks) = mpsc::channel(4);
         let call_audio = CallAudio::spawn(
             Arc::new(car),
             audio,
             Arc::new(mic.clone()),
             echo_cancellation,
             events_tx,
+            fallback_tx,
         );
         Rig {
             call_audio,
@@ -383,6 +460,7 @@ mod tests {
             out,
             mic,
             events,
+            fallbacks,
         }
     }
 
@@ -488,5 +566,78 @@ mod tests {
         assert_eq!(phone.rx_stats().frames, 133);
         let played: usize = rig.out.playbacks().iter().map(|p| p.samples.len()).sum();
         assert_eq!(played, 133 * 120);
+    }
+
+    /// mSBC that never decodes (a controller that garbles transparent data): after 240 ms
+    /// without one good frame the car gives up on the link and asks for CVSD, with the reason;
+    /// the next link is accepted in CVSD.
+    #[tokio::test(start_paused = true)]
+    async fn msbc_that_never_decodes_falls_back_to_cvsd() {
+        let mut rig = rig(false);
+        rig.call_audio.set_codec(Codec::Msbc);
+        tokio::task::yield_now().await;
+        let mut sco = rig.phone.connect(AirMode::Transparent, 60).await.unwrap();
+        next_event(&mut rig.events, "call-audio-started 00:11:22:33:44:55 mSBC").await;
+        // H2 headers with frames whose CRC is wrong: every frame is corrupt.
+        let mut tick = tokio::time::interval(std::time::Duration::from_micros(7_500));
+        let mut buf = [0u8; 128];
+        let mut sent = 0;
+        let closed = loop {
+            tick.tick().await;
+            let mut packet = [0x55u8; 60];
+            packet[0] = 0x01;
+            packet[1] = [0x08, 0x38, 0xC8, 0xF8][sent % 4];
+            packet[2] = 0xAD;
+            packet[59] = 0;
+            if sco.send(&packet).await.is_err() {
+                break sent;
+            }
+            sent += 1;
+            match sco.recv(&mut buf).await {
+                Ok(0) | Err(_) => break sent,
+                Ok(_) => {}
+            }
+            assert!(sent < 200, "the car kept a failing mSBC link");
+        };
+        assert!((32..=34).contains(&closed), "closed after {closed} packets");
+        let e = next_event(&mut rig.events, "call-audio-fallback").await;
+        let line = e.to_string();
+        assert!(
+            line.starts_with("call-audio-fallback 00:11:22:33:44:55 cvsd no good mSBC frame"),
+            "{line}"
+        );
+        let fallback = rig.fallbacks.recv().await.unwrap();
+        assert_eq!(fallback.device, phone());
+        assert!(
+            fallback.reason.contains("32 corrupt"),
+            "{}",
+            fallback.reason
+        );
+        // The daemon renegotiates; the phone's next link is CVSD.
+        rig.call_audio.set_codec(Codec::Cvsd);
+        tokio::task::yield_now().await;
+        let _sco = rig.phone.connect(AirMode::Cvsd, 48).await.unwrap();
+        next_event(&mut rig.events, "call-audio-started 00:11:22:33:44:55 CVSD").await;
+    }
+
+    /// A few bad frames at the start, then good ones: no fallback.
+    #[test]
+    fn msbc_failure_needs_no_good_frame_and_enough_bad_ones() {
+        use codriver_callaudio::RxStats;
+        let bad = RxStats {
+            corrupt_frames: 20,
+            lost_frames: 6,
+            skipped_bytes: 6 * 60,
+            ..RxStats::default()
+        };
+        assert!(msbc_failing(bad).is_some());
+        assert!(
+            msbc_failing(RxStats {
+                skipped_bytes: 0,
+                ..bad
+            })
+            .is_none()
+        );
+        assert!(msbc_failing(RxStats { frames: 1, ..bad }).is_none());
     }
 }

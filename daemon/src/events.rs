@@ -35,6 +35,14 @@ pub enum DaemonEvent {
         /// `CVSD` or `mSBC`.
         codec: &'static str,
     },
+    /// Wide band kept failing on a phone's link; codriver offers it CVSD only from now on.
+    /// `call-audio-fallback <phone> cvsd <reason>`
+    CallAudioFallback {
+        /// The phone (00:00:00:00:00:00 when the link could not be set up at all).
+        device: Address,
+        /// What failed.
+        reason: String,
+    },
     /// The SCO link closed.
     CallAudioEnded {
         /// The phone.
@@ -196,6 +204,9 @@ impl fmt::Display for DaemonEvent {
         match self {
             DaemonEvent::AdapterReady { address } => write!(f, "adapter-ready {address}"),
             DaemonEvent::Ready => f.write_str("ready"),
+            DaemonEvent::CallAudioFallback { device, reason } => {
+                write!(f, "call-audio-fallback {device} cvsd {reason}")
+            }
             DaemonEvent::CallAudioStarted { device, codec } => {
                 write!(f, "call-audio-started {device} {codec}")
             }
@@ -340,6 +351,8 @@ pub enum CallAction {
     ReleaseCall(u8),
     /// Send DTMF tones (`0-9`, `*`, `#`, `A-D`) in the active call, one `AT+VTS` each.
     SendDtmf(String),
+    /// Offer the phone CVSD only (`AT+BAC=1`): wide band keeps failing on this link.
+    CvsdOnly,
 }
 
 /// What the daemon knows about phones and calls now, for the D-Bus objects: the main loop

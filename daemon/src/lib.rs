@@ -247,6 +247,9 @@ impl Daemon {
             .collect();
         drop(button_tx);
 
+        // The call-audio task reports wide band failing on a link; the main loop then offers
+        // that phone CVSD only. The sender lives in the task (or here): it never closes first.
+        let (fallback_tx, mut fallbacks) = mpsc::channel::<callaudio::CodecFallback>(4);
         let call_audio = sco.map(|sco| {
             callaudio::CallAudio::spawn(
                 sco,
@@ -254,6 +257,7 @@ impl Daemon {
                 audio_in,
                 config.hfp.echo_cancellation,
                 events.clone(),
+                fallback_tx.clone(),
             )
         });
         let mut state = State {
@@ -292,6 +296,7 @@ impl Daemon {
                 // The daemon holds a sender of `commands` and `updates`: they never close.
                 Some(cmd) = commands.recv() => state.on_command(cmd).await,
                 Some((device, update)) = updates.recv() => state.on_update(device, update),
+                Some(fallback) = fallbacks.recv() => state.on_codec_fallback(fallback),
                 event = recv(&mut service_events) => match event {
                     Some(event) => state.on_service(event, &mut bluez),
                     None => {
@@ -726,6 +731,39 @@ impl State {
                 self.link.on_hands_free_closed(device);
                 self.refresh_active_phone();
             }
+        }
+    }
+
+    /// Wide band failed on a phone's link: offer that phone (or, when the link could not be
+    /// set up at all and its address is unknown, the active phone) CVSD only, so its next
+    /// `+BCS` picks CVSD.
+    fn on_codec_fallback(&mut self, fallback: callaudio::CodecFallback) {
+        let device = if self.phones.contains_key(&fallback.device) {
+            Some(fallback.device)
+        } else {
+            self.active_phone().map(|(a, _)| a)
+        };
+        let Some(device) = device else {
+            tracing::warn!(
+                reason = fallback.reason,
+                "mSBC failed, but no phone is connected"
+            );
+            return;
+        };
+        let Some(phone) = self.phones.get(&device) else {
+            return;
+        };
+        tracing::warn!(
+            %device,
+            reason = fallback.reason,
+            "mSBC keeps failing: offering CVSD only (AT+BAC=1)"
+        );
+        if let Err(e) = phone.link.command(CallAction::CvsdOnly) {
+            tracing::warn!(%device, error = e, "cannot renegotiate CVSD");
+        }
+        if let Some(call_audio) = &self.call_audio {
+            // The next link comes in CVSD whatever +BCS says in between.
+            call_audio.set_codec(codriver_hfp::Codec::Cvsd);
         }
     }
 

@@ -151,6 +151,7 @@ fn apply(engine: &mut HandsFree, action: CallAction, device: Address) {
         CallAction::SendDtmf(digits) => digits
             .chars()
             .try_for_each(|digit| engine.send_dtmf(now, digit)),
+        CallAction::CvsdOnly => engine.set_codecs(now, vec![codriver_hfp::Codec::Cvsd]),
     };
     if let Err(e) = result {
         tracing::warn!(%device, ?action, error = %e, "call command refused");

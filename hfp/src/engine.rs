@@ -400,6 +400,20 @@ impl HandsFree {
         self.submit(now, Kind::Plain, "AT+BCC".into())
     }
 
+    /// Changes the codecs offered to the phone and, on a connected link with codec
+    /// negotiation, tells it with `AT+BAC` (HFP 1.8 §4.11.3: the phone's next `+BCS` picks
+    /// from these). CVSD is always offered. Used to fall back to CVSD when wide band keeps
+    /// failing on a link.
+    pub fn set_codecs(&mut self, now: Instant, codecs: Vec<Codec>) -> Result<(), Error> {
+        self.config.codecs = codecs;
+        if !self.codec_negotiation() {
+            return Ok(());
+        }
+        self.queue.retain(|c| !matches!(c.kind, Kind::BacUpdate));
+        let line = self.bac_line();
+        self.submit(now, Kind::BacUpdate, line)
+    }
+
     /// Reports the car's battery level in percent, with `AT+BIEV=2,<n>` when the phone
     /// enabled the battery HF indicator and/or `AT+IPHONEACCEV` to an iPhone.
     pub fn set_battery_level(&mut self, now: Instant, percent: u8) -> Result<(), Error> {

@@ -303,3 +303,33 @@ fn response_and_hold_and_in_band_ring() {
         ]
     );
 }
+
+/// Wide band keeps failing on the car's side: the car offers CVSD only (`AT+BAC=1`), and the
+/// phone's next `+BCS` picks CVSD; a `+BCS: 2` after that is answered with `AT+BAC=1` again.
+#[test]
+fn set_codecs_falls_back_to_cvsd_with_bac() {
+    let (mut hf, now) = connected(HfConfig::default(), 0x0fef);
+    hf.handle_input(now, b"\r\n+BCS: 2\r\n");
+    assert_eq!(drain_tx(&mut hf), ["AT+BCS=2\r"]);
+    hf.handle_input(now, b"\r\nOK\r\n");
+    assert_eq!(hf.codec(), Some(Codec::Msbc));
+
+    hf.set_codecs(now, vec![Codec::Cvsd]).unwrap();
+    assert_eq!(drain_tx(&mut hf), ["AT+BAC=1\r"]);
+    hf.handle_input(now, b"\r\nOK\r\n");
+    hf.handle_input(now, b"\r\n+BCS: 2\r\n");
+    assert_eq!(drain_tx(&mut hf), ["AT+BAC=1\r"]);
+    hf.handle_input(now, b"\r\nOK\r\n");
+    hf.handle_input(now, b"\r\n+BCS: 1\r\n");
+    assert_eq!(drain_tx(&mut hf), ["AT+BCS=1\r"]);
+    hf.handle_input(now, b"\r\nOK\r\n");
+    assert_eq!(hf.codec(), Some(Codec::Cvsd));
+}
+
+/// Without codec negotiation there is nothing to tell the phone.
+#[test]
+fn set_codecs_without_codec_negotiation_sends_nothing() {
+    let (mut hf, now) = connected(HfConfig::default(), 0x0000);
+    hf.set_codecs(now, vec![Codec::Cvsd]).unwrap();
+    assert!(drain_tx(&mut hf).is_empty());
+}
