@@ -18,7 +18,7 @@ use codriver_hal::{
     Address, AirMode, AudioInput, Focus, PcmFormat, PcmSource, ScoLink, ScoListener, ScoTransport,
 };
 use codriver_hfp::Codec;
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::audio::AudioRouter;
@@ -58,11 +58,25 @@ pub(crate) struct CallAudio {
     codec: watch::Sender<Codec>,
     /// The phone whose SCO link is up, if any.
     link: watch::Receiver<Option<Address>>,
-    task: JoinHandle<()>,
+    runner: Runner,
+}
+
+/// Where the call-audio task runs.
+#[derive(Debug)]
+enum Runner {
+    /// On the daemon's runtime (normal scheduling).
+    Task(JoinHandle<()>),
+    /// On its own thread and runtime (`[audio] realtime_priority`); the thread ends when this
+    /// sender is dropped.
+    Thread(Option<oneshot::Sender<()>>),
 }
 
 impl CallAudio {
-    /// Starts listening for SCO links on every adapter.
+    /// Starts listening for SCO links on every adapter. With `realtime_priority`, the task
+    /// (link, pipeline and microphone) runs on its own thread under `SCHED_FIFO` at that
+    /// priority; if the system refuses it (no `CAP_SYS_NICE`, `RLIMIT_RTPRIO` too low), that is
+    /// logged once and the thread runs with normal scheduling.
+    #[allow(clippy::too_many_arguments)] // One call site; a struct would only rename them.
     pub(crate) fn spawn(
         sco: Arc<dyn ScoTransport>,
         audio: AudioRouter,
@@ -70,10 +84,11 @@ impl CallAudio {
         echo_cancellation: bool,
         events: broadcast::Sender<DaemonEvent>,
         fallback: mpsc::Sender<CodecFallback>,
+        realtime_priority: Option<u8>,
     ) -> Self {
         let (codec, codec_rx) = watch::channel(Codec::Cvsd);
         let (link_tx, link) = watch::channel(None);
-        let task = tokio::spawn(async move {
+        let future = async move {
             tracing::info!(transport = %sco.describe(), "call audio: listening for SCO links");
             // BDADDR_ANY: links to any of the host's adapters.
             let mut listener = match sco.listen(Address::new([0; 6])).await {
@@ -92,8 +107,16 @@ impl CallAudio {
                 events,
             };
             task.serve(listener.as_mut(), codec_rx).await;
-        });
-        CallAudio { codec, link, task }
+        };
+        let runner = match realtime_priority {
+            None => Runner::Task(tokio::spawn(future)),
+            Some(priority) => Runner::Thread(spawn_audio_thread(priority, future)),
+        };
+        CallAudio {
+            codec,
+            link,
+            runner,
+        }
     }
 
     /// The phone whose SCO link is up now.
@@ -109,7 +132,84 @@ impl CallAudio {
 
 impl Drop for CallAudio {
     fn drop(&mut self) {
-        self.task.abort();
+        match &mut self.runner {
+            Runner::Task(task) => task.abort(),
+            Runner::Thread(stop) => drop(stop.take()),
+        }
+    }
+}
+
+/// Runs `future` on a thread of its own (`codriver-audio`) with a current-thread runtime,
+/// under `SCHED_FIFO` at `priority` when the system allows it. Returns the sender whose drop
+/// stops it, `None` if no thread could be started (then there is no call audio).
+fn spawn_audio_thread(
+    priority: u8,
+    future: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Option<oneshot::Sender<()>> {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("codriver-audio".to_owned())
+        .spawn(move || {
+            match set_realtime(priority) {
+                Ok(()) => tracing::info!(
+                    priority,
+                    "call audio: real-time thread (SCHED_FIFO)"
+                ),
+                Err(e) => tracing::warn!(
+                    priority,
+                    error = %e,
+                    "call audio: real-time priority refused (needs CAP_SYS_NICE or LimitRTPRIO >= the priority); running with normal scheduling"
+                ),
+            }
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                // Blocking helpers (reading a WAV microphone) must not inherit SCHED_FIFO:
+                // a long one would starve the system, and RLIMIT_RTTIME would kill the daemon.
+                .on_thread_start(set_normal_scheduling)
+                .build();
+            match runtime {
+                Ok(runtime) => runtime.block_on(async {
+                    tokio::select! {
+                        () = future => {}
+                        _ = stopped => {}
+                    }
+                }),
+                Err(e) => tracing::error!(error = %e, "call audio unavailable: no runtime for its thread"),
+            }
+        });
+    match thread {
+        Ok(_) => Some(stop),
+        Err(e) => {
+            tracing::error!(error = %e, "call audio unavailable: cannot start its thread");
+            None
+        }
+    }
+}
+
+/// Puts the calling thread under `SCHED_FIFO` at `priority`.
+fn set_realtime(priority: u8) -> std::io::Result<()> {
+    let param = libc::sched_param {
+        sched_priority: libc::c_int::from(priority),
+    };
+    // SAFETY: plain call on the current thread with a valid sched_param.
+    let rc = unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) };
+    if rc != 0 {
+        return Err(std::io::Error::from_raw_os_error(rc));
+    }
+    Ok(())
+}
+
+/// Puts the calling thread back under normal scheduling (threads inherit the policy).
+fn set_normal_scheduling() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: plain call on the current thread with a valid sched_param.
+    let rc =
+        unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_OTHER, &param) };
+    if rc != 0 {
+        tracing::debug!(
+            error = %std::io::Error::from_raw_os_error(rc),
+            "call audio: cannot reset a helper thread's scheduling"
+        );
     }
 }
 
@@ -430,6 +530,10 @@ mod tests {
     }
 
     fn rig(echo_cancellation: bool) -> Rig {
+        rig_with(echo_cancellation, None)
+    }
+
+    fn rig_with(echo_cancellation: bool, realtime_priority: Option<u8>) -> Rig {
         let out = MockAudioOutput::new();
         let (events_tx, events) = broadcast::channel(64);
         let audio = AudioRouter::new(
@@ -453,6 +557,7 @@ mod tests {
             echo_cancellation,
             events_tx,
             fallback_tx,
+            realtime_priority,
         );
         Rig {
             call_audio,
@@ -639,5 +744,29 @@ mod tests {
             .is_none()
         );
         assert!(msbc_failing(RxStats { frames: 1, ..bad }).is_none());
+    }
+
+    /// `[audio] realtime_priority`: the link runs on its own thread; whether or not the system
+    /// grants SCHED_FIFO (priority 99 needs CAP_SYS_NICE or a high RLIMIT_RTPRIO), the call
+    /// goes on. Not under paused time: the audio thread has its own runtime and clock; the
+    /// test itself never sleeps.
+    #[tokio::test]
+    async fn realtime_thread_carries_the_link_whether_or_not_priority_is_granted() {
+        let mut rig = rig_with(false, Some(99));
+        let mut sco = rig.phone.connect(AirMode::Cvsd, 48).await.unwrap();
+        next_event(&mut rig.events, "call-audio-started 00:11:22:33:44:55 CVSD").await;
+        let mut buf = [0u8; 128];
+        for n in 0..50u8 {
+            sco.send(&[n; 48]).await.unwrap();
+            assert_eq!(sco.recv(&mut buf).await.unwrap(), 48);
+        }
+        drop(sco);
+        match next_event(&mut rig.events, "call-audio-ended").await {
+            DaemonEvent::CallAudioEnded { received, sent, .. } => {
+                assert_eq!((received, sent), (50, 50));
+            }
+            e => panic!("{e}"),
+        }
+        drop(rig.call_audio);
     }
 }

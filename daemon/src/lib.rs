@@ -258,6 +258,7 @@ impl Daemon {
                 config.hfp.echo_cancellation,
                 events.clone(),
                 fallback_tx.clone(),
+                config.audio.realtime_priority.map(|p| p.get()),
             )
         });
         let mut state = State {

@@ -15,12 +15,13 @@ SECONDS_PER_CALL=6
 # around it).
 MIN_TONE_MS=$((SECONDS_PER_CALL * 1000 * 6 / 10))
 
-# codriverd's config for this scenario: WAV files for speaker and microphone, and no echo
+# codriverd's config for this scenario: WAV files for speaker and microphone, the audio thread
+# under SCHED_FIFO (root in the guest, so it is granted), and no echo
 # canceller or noise suppressor (a stationary tone is "noise" to the suppressor; the transport
 # is what is tested here).
 CONFIG=/tmp/codriverd-call-audio.toml
 sed -e 's|^output_backend = .*|output_backend = "wav"\nwav_directory = "/tmp/car-audio"|' \
-    -e 's|^input_backend = .*|input_backend = "wav"\ninput_wav = "/tmp/car-mic-440.wav"|' \
+    -e 's|^input_backend = .*|input_backend = "wav"\ninput_wav = "/tmp/car-mic-440.wav"\nrealtime_priority = 10|' \
     /test/codriverd.toml > "$CONFIG"
 printf '\n[hfp]\necho_cancellation = false\n' >> "$CONFIG"
 /test/phone-standin write-tone /tmp/car-mic-440.wav 440 8000 8 || fail "cannot write the microphone's tone"
@@ -43,6 +44,7 @@ call_fail() {
 }
 
 boot_car
+grep -q "call audio: real-time thread" /tmp/codriverd.log || fail "codriverd's audio thread did not get SCHED_FIFO"
 pair_phone connect --call-audio cvsd,msbc --call-seconds "$SECONDS_PER_CALL"
 step "Hands-Free service level connection over RFCOMM"
 wait_slc 20 1
