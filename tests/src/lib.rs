@@ -15,9 +15,10 @@ use codriver_config::Config;
 use codriver_daemon::events::{DaemonEvent, DaemonHandle};
 use codriver_daemon::{Daemon, DaemonError};
 use codriver_hal::mock::{
-    MockAudioInput, MockAudioOutput, MockBluetooth, MockButtonHandle, MockButtons,
+    MockAudioInput, MockAudioOutput, MockBluetooth, MockButtonHandle, MockButtons, MockSco,
+    MockScoPhone,
 };
-use codriver_hal::{Address, ButtonSource, DeviceInfo, Hal};
+use codriver_hal::{Address, ButtonSource, DeviceInfo, Hal, ScoTransport};
 use codriver_phone_sim::ag::Profile;
 use codriver_phone_sim::{AgLink, PhoneSpec, SimulatedPhone};
 use tokio::sync::{broadcast, oneshot};
@@ -70,6 +71,27 @@ impl Rig {
         phone_profile: Profile,
         sources: Vec<Box<dyn ButtonSource>>,
     ) -> (Rig, AgLink) {
+        Rig::boot_paired_inner(config, phone_profile, sources, None).await
+    }
+
+    /// [`Rig::boot_paired`] with call audio over the mock SCO transport (48-byte packets);
+    /// also returns the phone's side of it, which opens SCO links to the car.
+    pub async fn boot_paired_with_sco(
+        config: Config,
+        phone_profile: Profile,
+    ) -> (Rig, AgLink, MockScoPhone) {
+        let (car, phone) = MockSco::new(PHONE, 48);
+        let (rig, link) =
+            Rig::boot_paired_inner(config, phone_profile, Vec::new(), Some(Arc::new(car))).await;
+        (rig, link, phone)
+    }
+
+    async fn boot_paired_inner(
+        config: Config,
+        phone_profile: Profile,
+        sources: Vec<Box<dyn ButtonSource>>,
+        sco: Option<Arc<dyn ScoTransport>>,
+    ) -> (Rig, AgLink) {
         let host = MockBluetooth::new();
         host.add_known_device(DeviceInfo {
             address: PHONE,
@@ -78,7 +100,7 @@ impl Rig {
             trusted: true,
             connected: false,
         });
-        let mut rig = Rig::boot_with(config, host, phone_profile, sources);
+        let mut rig = Rig::boot_inner(config, host, phone_profile, sources, sco);
         rig.phone.appear().await;
         let link = tokio::time::timeout(STEP, rig.phone.accept_hands_free())
             .await
@@ -99,6 +121,16 @@ impl Rig {
         host: MockBluetooth,
         phone_profile: Profile,
         sources: Vec<Box<dyn ButtonSource>>,
+    ) -> Rig {
+        Rig::boot_inner(config, host, phone_profile, sources, None)
+    }
+
+    fn boot_inner(
+        config: Config,
+        host: MockBluetooth,
+        phone_profile: Profile,
+        sources: Vec<Box<dyn ButtonSource>>,
+        sco: Option<Arc<dyn ScoTransport>>,
     ) -> Rig {
         let (buttons, button_handle) = MockButtons::new();
         let mut all: Vec<Box<dyn ButtonSource>> = vec![Box::new(buttons)];
@@ -122,7 +154,10 @@ impl Rig {
         );
         let mut config = config;
         config.dbus.enabled = false;
-        let daemon = Daemon::new(config, hal);
+        let mut daemon = Daemon::new(config, hal);
+        if let Some(sco) = sco {
+            daemon = daemon.with_sco(sco);
+        }
         let handle = daemon.handle();
         let events = handle.subscribe();
         let (stop, stopped) = oneshot::channel::<()>();
