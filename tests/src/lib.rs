@@ -122,6 +122,13 @@ impl Rig {
         );
         let mut config = config;
         config.dbus.enabled = false;
+        if config.messages.spool_directory == Config::default().messages.spool_directory {
+            // The messages service always runs; keep its spool out of /var/lib.
+            static SPOOLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            let n = SPOOLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            config.messages.spool_directory =
+                std::env::temp_dir().join(format!("codriver-rig-{}-{n}", std::process::id()));
+        }
         let daemon = Daemon::new(config, hal);
         let handle = daemon.handle();
         let events = handle.subscribe();

@@ -19,7 +19,7 @@ use std::time::Duration;
 use codriver_config::{AllowlistEntry, BusKind, Config, PairingPolicy};
 use codriver_daemon::events::{DaemonEvent, DaemonHandle};
 use codriver_daemon::{Daemon, DaemonError};
-use codriver_hal::bluetooth::{HFP_AG_UUID, HFP_HF_UUID};
+use codriver_hal::bluetooth::{COMPANION_UUID, HFP_AG_UUID, HFP_HF_UUID};
 use codriver_hal::linux::bluetooth::BluezHost;
 use codriver_hal::mock::{MockAudioInput, MockAudioOutput, MockButtonHandle, MockButtons};
 use codriver_hal::{Address, BluetoothError, Hal};
@@ -115,6 +115,11 @@ fn config(policy: PairingPolicy) -> Config {
     config.pairing.policy = policy;
     config.dbus.enabled = false;
     config.reconnect.initial_backoff = Duration::from_millis(100);
+    // The messages service always runs; keep its spool out of /var/lib.
+    static SPOOLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = SPOOLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    config.messages.spool_directory =
+        std::env::temp_dir().join(format!("codriver-bluez-bus-{}-{n}", std::process::id()));
     config
 }
 
@@ -152,10 +157,14 @@ async fn first_boot_sets_up_the_adapter_and_registers_default_agent_and_hf_profi
     let (_, default) = mock.agent().expect("agent registered");
     assert!(default, "the agent asked to be the default");
     let profiles = mock.profiles();
-    assert_eq!(profiles.len(), 1, "{profiles:?}");
-    assert_eq!(profiles[0].uuid, HFP_HF_UUID);
+    let uuids: Vec<&str> = profiles.iter().map(|p| p.uuid.as_str()).collect();
+    assert_eq!(uuids, [HFP_HF_UUID, COMPANION_UUID], "{profiles:?}");
     for key in ["Version", "Features", "RequireAuthentication"] {
         assert!(profiles[0].options.contains_key(key), "{key}: {profiles:?}");
+    }
+    // The companion profile: an RFCOMM listener on a channel BlueZ picks, bonded links only.
+    for key in ["Channel", "RequireAuthentication"] {
+        assert!(profiles[1].options.contains_key(key), "{key}: {profiles:?}");
     }
     car.handle
         .request(codriver_daemon::events::Command::ClosePairingWindow)
@@ -359,8 +368,8 @@ async fn bluetoothd_exiting_and_returning_is_recovered_without_restarting_codriv
     let (powered, discoverable, _, _) = mock.adapter().await;
     assert!(powered && !discoverable);
     assert!(mock.agent().expect("agent registered again").1);
-    assert_eq!(mock.profiles().len(), 1);
-    assert_eq!(mock.profiles()[0].uuid, HFP_HF_UUID);
+    let uuids: Vec<String> = mock.profiles().into_iter().map(|p| p.uuid).collect();
+    assert_eq!(uuids, [HFP_HF_UUID, COMPANION_UUID]);
     let mut end = tokio::time::timeout(STEP, mock.phone_end())
         .await
         .expect("the phone is reconnected on the new bluetoothd");

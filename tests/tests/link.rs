@@ -43,7 +43,11 @@ async fn bluetoothd_vanishing_and_returning_is_recovered_without_a_restart() {
         "{restored}"
     );
     assert!(rig.host.agent_registered());
-    assert_eq!(rig.host.registered_profiles(), [ProfileKind::HandsFree]);
+    assert_eq!(
+        rig.host.registered_profiles(),
+        [ProfileKind::HandsFree, ProfileKind::Companion]
+    );
+    assert!(rig.host.companion_le_listening());
     assert!(
         rig.host
             .calls()
