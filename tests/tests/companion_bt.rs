@@ -173,3 +173,28 @@ async fn companion_le_advertising_follows_the_window_and_the_paired_phones() {
     );
     rig.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn companion_transports_come_back_after_a_bluetoothd_restart() {
+    let spool = tempfile::tempdir().unwrap();
+    let (mut rig, hfp) = Rig::boot_paired(config(spool.path()), Profile::IphoneLike).await;
+    rig.host.vanish_service().await;
+    drop(hfp);
+    rig.wait("bluetooth-lost").await;
+    assert!(!rig.host.companion_le_listening());
+    assert!(!rig.host.is_advertising_companion());
+
+    rig.host.restore_service().await;
+    rig.wait("bluetooth-restored").await;
+    assert!(
+        rig.host
+            .registered_profiles()
+            .contains(&ProfileKind::Companion)
+    );
+    assert!(rig.host.companion_le_listening());
+    assert!(rig.host.is_advertising_companion());
+    let stream = rig.host.radio().connect_companion_le(PHONE).await.unwrap();
+    let _phone = deliver_one(stream, "m-after-restart").await;
+    rig.wait("message-received m-after-restart").await;
+    rig.shutdown().await;
+}
