@@ -529,7 +529,10 @@ impl Link {
                 self.advertising = Some(wanted);
             }
             Err(e) => {
-                tracing::warn!(error = %e, "cannot change the companion LE advertising");
+                // Not retried until the wish changes or bluetoothd restarts: an adapter
+                // without LE would fail the same way at every device event.
+                tracing::warn!(error = %e, advertising = wanted, "cannot change the companion LE advertising");
+                self.advertising = Some(wanted);
             }
         }
     }
