@@ -164,8 +164,24 @@ impl Daemon {
                 None
             }
         };
-        // Subscribe before anything can happen, so no event or request is missed.
-        let mut bluez = Registrations::register(host.as_ref(), &config, true).await?;
+        // Voice messages are optional for the car's job: a spool or listener problem is
+        // logged, not fatal. Dropping `messages` at the end stops its tasks.
+        let messages = match messages::Messages::start(
+            &config.messages,
+            audio.clone(),
+            events.clone(),
+        )
+        .await
+        {
+            Ok(m) => Some(m),
+            Err(e) => {
+                tracing::error!(error = %e, "voice messages unavailable");
+                None
+            }
+        };
+        // Subscribe before anything can happen, so no event or request is missed. The
+        // companion transports only when the messages service runs to take their connections.
+        let mut bluez = Registrations::register(host.as_ref(), &config, messages.is_some()).await?;
         // The API is optional for the car's own job: a bus problem is logged, not fatal.
         let _api = if config.dbus.enabled {
             match dbus::serve(
@@ -189,21 +205,6 @@ impl Daemon {
         };
 
         audio.chime(Chime::Startup);
-        // Voice messages are optional for the car's job: a spool or listener problem is
-        // logged, not fatal. Dropping `messages` at the end stops its tasks.
-        let messages = match messages::Messages::start(
-            &config.messages,
-            audio.clone(),
-            events.clone(),
-        )
-        .await
-        {
-            Ok(m) => Some(m),
-            Err(e) => {
-                tracing::error!(error = %e, "voice messages unavailable");
-                None
-            }
-        };
         let mut link = Link::new(host.clone(), audio.clone(), events.clone(), config.clone());
         link.start().await?;
 
