@@ -74,7 +74,8 @@ companion_exchange() {
   wait_log 10 /tmp/codriverd.log "message-received vm-$1-1 voice Alice" || fail "codriverd did not log the message as received"
   grep -q "profile-connected $PHONE companion" /tmp/codriverd.log || fail "codriverd did not report the companion connection from $PHONE"
   # The spool keeps one directory per message (new/ until played, cur/ after) with a meta file naming its id.
-  grep -qs "vm-$1-1" /tmp/codriver/spool/new/*/meta /tmp/codriver/spool/cur/*/meta \
+  # Polled: the player may move it from new/ to cur/ between the glob and the read.
+  wait_for 5 "grep -qs 'vm-$1-1' /tmp/codriver/spool/new/*/meta /tmp/codriver/spool/cur/*/meta" \
     || { ls -lR /tmp/codriver/spool; fail "vm-$1-1 is not in the spool"; }
   grep -q "connection-refused" /tmp/codriverd.log && fail "codriverd refused a connection: $(grep connection-refused /tmp/codriverd.log)"
   ok "$(grep -m1 'STANDIN companion-delivered' /tmp/standin.log)"
