@@ -133,12 +133,8 @@ pub struct Report {
 
 /// Prepares `config` for `scenario`: `voice-message` needs the companion TCP transport, so
 /// when `[messages] companion_tcp` is unset it gets a free loopback port and a spool under
-/// `[simulation] output_directory`. The messages service runs in every simulation: a spool
-/// left at its default (`/var/lib/codriver/spool`) moves there too.
+/// `[simulation] output_directory`.
 pub fn prepare(mut config: Config, scenario: Option<Scenario>) -> Config {
-    if config.messages.spool_directory == Config::default().messages.spool_directory {
-        config.messages.spool_directory = config.simulation.output_directory.join("spool");
-    }
     if scenario == Some(Scenario::VoiceMessage) && config.messages.companion_tcp.is_none() {
         let free = std::net::TcpListener::bind(("127.0.0.1", 0)).and_then(|l| l.local_addr());
         match free {
@@ -175,7 +171,13 @@ impl fmt::Debug for Simulation {
 impl Simulation {
     /// Builds the daemon against the mock Bluetooth host, `output` for sound, and a phone
     /// as `[simulation]` describes it.
-    pub fn new(config: Config, output: Arc<dyn AudioOutput>) -> Self {
+    ///
+    /// The messages service runs in every simulation: a spool left at its default
+    /// (`/var/lib/codriver/spool`, the car's) moves under `[simulation] output_directory`.
+    pub fn new(mut config: Config, output: Arc<dyn AudioOutput>) -> Self {
+        if config.messages.spool_directory == Config::default().messages.spool_directory {
+            config.messages.spool_directory = config.simulation.output_directory.join("spool");
+        }
         let host = MockBluetooth::new();
         let radio = host.radio();
         let (buttons, driver) = MockButtons::new();
