@@ -53,6 +53,8 @@ pub struct Rig {
     pub host: MockBluetooth,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), DaemonError>>>,
+    /// The messages spool when the test did not choose one; removed with the rig.
+    _spool: Option<tempfile::TempDir>,
 }
 
 impl Rig {
@@ -122,12 +124,11 @@ impl Rig {
         );
         let mut config = config;
         config.dbus.enabled = false;
-        if config.messages.spool_directory == Config::default().messages.spool_directory {
-            // The messages service always runs; keep its spool out of /var/lib.
-            static SPOOLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-            let n = SPOOLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            config.messages.spool_directory =
-                std::env::temp_dir().join(format!("codriver-rig-{}-{n}", std::process::id()));
+        // The messages service always runs; keep its spool out of /var/lib.
+        let spool = (config.messages.spool_directory == Config::default().messages.spool_directory)
+            .then(|| tempfile::tempdir().expect("a temporary spool"));
+        if let Some(dir) = &spool {
+            config.messages.spool_directory = dir.path().to_owned();
         }
         let daemon = Daemon::new(config, hal);
         let handle = daemon.handle();
@@ -144,6 +145,7 @@ impl Rig {
             audio,
             host,
             stop: Some(stop),
+            _spool: spool,
             task: Some(task),
         }
     }

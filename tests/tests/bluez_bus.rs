@@ -53,10 +53,14 @@ struct Car {
     buttons: MockButtonHandle,
     stop: oneshot::Sender<()>,
     task: JoinHandle<Result<(), DaemonError>>,
+    /// The messages service always runs; its spool lives here, not in /var/lib.
+    _spool: tempfile::TempDir,
 }
 
 impl Car {
-    async fn boot(config: Config) -> Car {
+    async fn boot(mut config: Config) -> Car {
+        let spool = tempfile::tempdir().unwrap();
+        config.messages.spool_directory = spool.path().to_owned();
         let host = BluezHost::new(None)
             .await
             .expect("the mock bluetoothd answers");
@@ -81,6 +85,7 @@ impl Car {
             buttons: button_handle,
             stop,
             task,
+            _spool: spool,
         }
     }
 
@@ -115,11 +120,6 @@ fn config(policy: PairingPolicy) -> Config {
     config.pairing.policy = policy;
     config.dbus.enabled = false;
     config.reconnect.initial_backoff = Duration::from_millis(100);
-    // The messages service always runs; keep its spool out of /var/lib.
-    static SPOOLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = SPOOLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    config.messages.spool_directory =
-        std::env::temp_dir().join(format!("codriver-bluez-bus-{}-{n}", std::process::id()));
     config
 }
 
