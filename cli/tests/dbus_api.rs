@@ -53,8 +53,8 @@ async fn codriverctl_approves_pairing_and_watches_events() {
     let mut config = Config::default();
     config.pairing.policy = PairingPolicy::Dbus;
     // The messages service always runs; keep its spool out of /var/lib.
-    config.messages.spool_directory =
-        std::env::temp_dir().join(format!("codriver-cli-api-{}", std::process::id()));
+    let spool = tempfile::tempdir().unwrap();
+    config.messages.spool_directory = spool.path().to_owned();
     let host = MockBluetooth::new();
     let radio = host.radio();
     let hal = Hal {

@@ -175,8 +175,8 @@ async fn phones_and_calls_as_objects_driven_by_codriverctl() {
     };
     let mut config = Config::default();
     // The messages service always runs; keep its spool out of /var/lib.
-    config.messages.spool_directory =
-        std::env::temp_dir().join(format!("codriver-cli-objects-{}", std::process::id()));
+    let spool = tempfile::tempdir().unwrap();
+    config.messages.spool_directory = spool.path().to_owned();
     let daemon = Daemon::new(config, hal);
     let handle = daemon.handle();
     let mut events = handle.subscribe();
