@@ -173,7 +173,11 @@ async fn phones_and_calls_as_objects_driven_by_codriverctl() {
         buttons: Vec::new(),
         amplifier: None,
     };
-    let daemon = Daemon::new(Config::default(), hal);
+    let mut config = Config::default();
+    // The messages service always runs; keep its spool out of /var/lib.
+    let spool = tempfile::tempdir().unwrap();
+    config.messages.spool_directory = spool.path().to_owned();
+    let daemon = Daemon::new(config, hal);
     let handle = daemon.handle();
     let mut events = handle.subscribe();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -179,8 +179,24 @@ impl Daemon {
                 None
             }
         };
-        // Subscribe before anything can happen, so no event or request is missed.
-        let mut bluez = Registrations::register(host.as_ref(), &config).await?;
+        // Voice messages are optional for the car's job: a spool or listener problem is
+        // logged, not fatal. Dropping `messages` at the end stops its tasks.
+        let messages = match messages::Messages::start(
+            &config.messages,
+            audio.clone(),
+            events.clone(),
+        )
+        .await
+        {
+            Ok(m) => Some(m),
+            Err(e) => {
+                tracing::error!(error = %e, "voice messages unavailable");
+                None
+            }
+        };
+        // Subscribe before anything can happen, so no event or request is missed. The
+        // companion transports only when the messages service runs to take their connections.
+        let mut bluez = Registrations::register(host.as_ref(), &config, messages.is_some()).await?;
         // The API is optional for the car's own job: a bus problem is logged, not fatal.
         let _api = if config.dbus.enabled {
             match dbus::serve(
@@ -204,21 +220,6 @@ impl Daemon {
         };
 
         audio.chime(Chime::Startup);
-        // Voice messages are optional for the car's job: a spool or listener problem is
-        // logged, not fatal. Dropping `_messages` at the end stops its tasks.
-        let _messages = match messages::Messages::start(
-            &config.messages,
-            audio.clone(),
-            events.clone(),
-        )
-        .await
-        {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::error!(error = %e, "voice messages unavailable");
-                None
-            }
-        };
         let mut link = Link::new(host.clone(), audio.clone(), events.clone(), config.clone());
         link.start().await?;
 
@@ -267,6 +268,7 @@ impl Daemon {
             events: events.clone(),
             gestures: GestureDetector::new(gesture_timing(&config)),
             phones: HashMap::new(),
+            companion: messages.as_ref().map(messages::Messages::connections),
         };
         let (update_tx, mut updates) = mpsc::channel::<(codriver_hal::Address, Update)>(64);
 
@@ -311,6 +313,14 @@ impl Daemon {
                     Some(conn) => state.on_hfp_connection(conn, &update_tx),
                     None => state.registration_closed("Hands-Free profile", &mut bluez.hfp),
                 },
+                conn = recv(&mut bluez.companion) => match conn {
+                    Some(conn) => state.on_companion_connection(conn),
+                    None => state.registration_closed("companion profile", &mut bluez.companion),
+                },
+                conn = recv(&mut bluez.companion_le) => match conn {
+                    Some(conn) => state.on_companion_connection(conn),
+                    None => state.registration_closed("companion LE listener", &mut bluez.companion_le),
+                },
                 edge = recv(&mut button_rx) => match edge {
                     Some(edge) => state.on_edge(edge).await,
                     None => {
@@ -347,24 +357,35 @@ impl Daemon {
         state.link.close_window("shutdown").await;
         // Dropping the links aborts their drivers and closes the RFCOMM sockets.
         state.phones.clear();
+        drop(messages);
         Ok(())
     }
 }
 
-/// What bluetoothd holds for us: the receivers of the agent, the profile and the device
+/// What bluetoothd holds for us: the receivers of the agent, the profiles and the device
 /// events. Replaced as a whole when bluetoothd comes back; a field is `None` once its
-/// channel closed.
+/// channel closed (or, for the companion transports, when they could not be set up).
 struct Registrations {
     device_events: Option<mpsc::Receiver<DeviceEvent>>,
     agent: Option<mpsc::Receiver<AgentRequest>>,
     hfp: Option<mpsc::Receiver<ProfileConnection>>,
+    /// The companion profile over RFCOMM.
+    companion: Option<mpsc::Receiver<ProfileConnection>>,
+    /// The companion LE L2CAP channel (with its GATT service).
+    companion_le: Option<mpsc::Receiver<ProfileConnection>>,
 }
 
 impl Registrations {
-    /// Subscribes to device events, registers the agent and the Hands-Free profile. A
-    /// profile UUID owned by another program fails here with
-    /// [`BluetoothError::ProfileAlreadyRegistered`], which names the likely owner.
-    async fn register(host: &dyn BluetoothHost, config: &Config) -> Result<Self, BluetoothError> {
+    /// Subscribes to device events, registers the agent and the Hands-Free profile, then the
+    /// companion transports (RFCOMM profile, LE L2CAP listener with its GATT service) when
+    /// the messages service runs. A Hands-Free UUID owned by another program fails here with
+    /// [`BluetoothError::ProfileAlreadyRegistered`], which names the likely owner; the
+    /// companion transports are optional for the car's job, so their failures are logged.
+    async fn register(
+        host: &dyn BluetoothHost,
+        config: &Config,
+        companion: bool,
+    ) -> Result<Self, BluetoothError> {
         let device_events = host.device_events().await?;
         let agent = host.register_agent().await?;
         let hfp = host
@@ -374,11 +395,37 @@ impl Registrations {
                 version: Some(HFP_VERSION),
             })
             .await?;
-        Ok(Registrations {
+        let mut registrations = Registrations {
             device_events: Some(device_events),
             agent: Some(agent),
             hfp: Some(hfp),
-        })
+            companion: None,
+            companion_le: None,
+        };
+        if !companion {
+            return Ok(registrations);
+        }
+        let spec = ProfileSpec {
+            kind: ProfileKind::Companion,
+            features: None,
+            version: None,
+        };
+        match host.register_profile(spec).await {
+            Ok(rx) => registrations.companion = Some(rx),
+            // bluetoothd went away meanwhile: the whole set-up is retried.
+            Err(e @ BluetoothError::ServiceUnavailable(_)) => return Err(e),
+            Err(e) => {
+                tracing::error!(error = %e, "companion profile over RFCOMM unavailable");
+            }
+        }
+        match host.companion_le_listen().await {
+            Ok(rx) => registrations.companion_le = Some(rx),
+            Err(e @ BluetoothError::ServiceUnavailable(_)) => return Err(e),
+            Err(e) => {
+                tracing::warn!(error = %e, "companion over LE L2CAP unavailable");
+            }
+        }
+        Ok(registrations)
     }
 
     fn none() -> Self {
@@ -386,6 +433,8 @@ impl Registrations {
             device_events: None,
             agent: None,
             hfp: None,
+            companion: None,
+            companion_le: None,
         }
     }
 }
@@ -427,6 +476,8 @@ struct State {
     events: broadcast::Sender<DaemonEvent>,
     gestures: GestureDetector,
     phones: HashMap<codriver_hal::Address, Phone>,
+    /// Hands companion connections to the messages service; `None` when it did not start.
+    companion: Option<mpsc::Sender<messages::CompanionConnection>>,
 }
 
 /// A phone with a Hands-Free link.
@@ -499,7 +550,9 @@ impl State {
             return;
         }
         let result = async {
-            let fresh = Registrations::register(self.host.as_ref(), &self.config).await?;
+            let fresh =
+                Registrations::register(self.host.as_ref(), &self.config, self.companion.is_some())
+                    .await?;
             // The new device-event subscription is in place before the devices are listed.
             *bluez = fresh;
             self.link.restart().await
@@ -609,6 +662,7 @@ impl State {
             device,
             kind,
             stream,
+            transport: _,
         } = conn;
         if !self.link.may_connect(device) {
             // Dropping the stream closes the RFCOMM link.
@@ -643,6 +697,41 @@ impl State {
             },
         );
         self.refresh_active_phone();
+    }
+
+    /// A companion connection (RFCOMM or LE L2CAP): handed to the messages service when the
+    /// phone paired through codriver's policy, closed otherwise. BlueZ and the kernel already
+    /// required an encrypted link with a bond; the bond alone is not enough.
+    fn on_companion_connection(&mut self, conn: ProfileConnection) {
+        let ProfileConnection {
+            device,
+            kind,
+            transport,
+            stream,
+        } = conn;
+        if !self.link.may_connect(device) {
+            // Dropping the stream closes the channel.
+            tracing::warn!(%device, %transport, "refusing the companion protocol from a device not paired through codriver");
+            publish(
+                &self.events,
+                DaemonEvent::ConnectionRefused {
+                    device,
+                    profile: kind,
+                },
+            );
+            return;
+        }
+        let Some(companion) = &self.companion else {
+            tracing::warn!(%device, "companion connection closed: the messages service is not running");
+            return;
+        };
+        let peer = format!("{device} over {transport}");
+        match companion.try_send(messages::CompanionConnection { stream, peer }) {
+            Ok(()) => self.link.on_profile_connected(device, kind),
+            Err(_) => {
+                tracing::warn!(%device, %transport, "companion connection closed: the messages service is busy or stopped");
+            }
+        }
     }
 
     /// The one phone that takes call actions: a phone with a call in progress keeps them;

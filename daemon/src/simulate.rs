@@ -185,7 +185,13 @@ impl fmt::Debug for Simulation {
 impl Simulation {
     /// Builds the daemon against the mock Bluetooth host, `output` for sound, and a phone
     /// as `[simulation]` describes it.
-    pub fn new(config: Config, output: Arc<dyn AudioOutput>) -> Self {
+    ///
+    /// The messages service runs in every simulation: a spool left at its default
+    /// (`/var/lib/codriver/spool`, the car's) moves under `[simulation] output_directory`.
+    pub fn new(mut config: Config, output: Arc<dyn AudioOutput>) -> Self {
+        if config.messages.spool_directory == Config::default().messages.spool_directory {
+            config.messages.spool_directory = config.simulation.output_directory.join("spool");
+        }
         let host = MockBluetooth::new();
         let radio = host.radio();
         let (buttons, driver) = MockButtons::new();

@@ -53,6 +53,8 @@ pub struct Rig {
     pub host: MockBluetooth,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), DaemonError>>>,
+    /// The messages spool when the test did not choose one; removed with the rig.
+    _spool: Option<tempfile::TempDir>,
 }
 
 impl Rig {
@@ -122,6 +124,12 @@ impl Rig {
         );
         let mut config = config;
         config.dbus.enabled = false;
+        // The messages service always runs; keep its spool out of /var/lib.
+        let spool = (config.messages.spool_directory == Config::default().messages.spool_directory)
+            .then(|| tempfile::tempdir().expect("a temporary spool"));
+        if let Some(dir) = &spool {
+            config.messages.spool_directory = dir.path().to_owned();
+        }
         let daemon = Daemon::new(config, hal);
         let handle = daemon.handle();
         let events = handle.subscribe();
@@ -137,6 +145,7 @@ impl Rig {
             audio,
             host,
             stop: Some(stop),
+            _spool: spool,
             task: Some(task),
         }
     }

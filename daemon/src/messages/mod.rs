@@ -3,8 +3,9 @@
 //! * [`spool`]: the crash-safe on-disk queue; a message is acknowledged to the phone only
 //!   once it is durable there.
 //! * [`link`]: one driver task per companion connection around the sans-IO
-//!   `codriver_companion::CarSession`, over any byte stream (the development TCP transport
-//!   today; RFCOMM and LE L2CAP later).
+//!   `codriver_companion::CarSession`, over any byte stream: RFCOMM and LE L2CAP channels
+//!   that the link manager hands over ([`Messages::connections`]) once it has checked the
+//!   phone paired through codriver's policy, and the development TCP transport.
 //! * the **player** (here): on arrival a chime and a spoken announcement (`tts_command`, run
 //!   as a program; chime only when it is missing), then the message itself through the audio
 //!   router with [`Focus::VoiceMessage`], oldest first. A message never starts while a call
@@ -23,9 +24,9 @@ use std::sync::Arc;
 
 use codriver_companion::Codec;
 use codriver_config::MessagesConfig;
-use codriver_hal::{Focus, PcmFormat};
+use codriver_hal::{ByteStream, Focus, PcmFormat};
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::{Notify, broadcast, mpsc};
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::audio::AudioRouter;
@@ -40,6 +41,27 @@ pub const PCM_S16LE_16K: Codec = Codec::Other(0x80);
 
 /// Companion connections at once (a phone has one; a reconnect may overlap the old link).
 const MAX_LINKS: usize = 4;
+
+/// Bluetooth companion connections handed over but not yet picked up by the service; beyond
+/// it the link manager closes new ones (see [`Messages::connections`]).
+pub const INCOMING_CAPACITY: usize = 4;
+
+/// A companion connection the link manager accepted (RFCOMM or LE L2CAP), for the messages
+/// service to drive.
+pub struct CompanionConnection {
+    /// The connection's byte stream; dropping it closes the connection.
+    pub stream: Box<dyn ByteStream>,
+    /// Names the peer in logs, e.g. `AA:BB:CC:DD:EE:FF over rfcomm`.
+    pub peer: String,
+}
+
+impl std::fmt::Debug for CompanionConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompanionConnection")
+            .field("peer", &self.peer)
+            .finish_non_exhaustive()
+    }
+}
 
 /// Listened receipts waiting for the links; a link that falls behind rescans the spool.
 const RECEIPT_CAPACITY: usize = 64;
@@ -79,6 +101,8 @@ pub struct Messages {
     tasks: Vec<JoinHandle<()>>,
     /// The companion TCP transport's bound address, when enabled.
     pub tcp_addr: Option<std::net::SocketAddr>,
+    /// Where Bluetooth companion connections come in.
+    incoming: mpsc::Sender<CompanionConnection>,
 }
 
 impl Drop for Messages {
@@ -90,18 +114,15 @@ impl Drop for Messages {
 }
 
 impl Messages {
-    /// Opens the spool, starts the player and the TCP transport; messages already waiting in
-    /// the spool are played. Until the Bluetooth transports exist, the TCP transport is the
-    /// only way in: without `companion_tcp` nothing starts (`Ok(None)`) and the spool is
-    /// not touched.
+    /// Opens the spool, starts the player, the companion connection loop and, when
+    /// `companion_tcp` is set, the TCP development transport; messages already waiting in
+    /// the spool are played. Bluetooth connections come in through
+    /// [`connections`](Self::connections).
     pub async fn start(
         config: &MessagesConfig,
         audio: AudioRouter,
         events: broadcast::Sender<DaemonEvent>,
-    ) -> Result<Option<Messages>, MessagesError> {
-        let Some(addr) = config.companion_tcp else {
-            return Ok(None);
-        };
+    ) -> Result<Messages, MessagesError> {
         let spool =
             SpoolHandle::open(config.spool_directory.clone(), Limits::from_config(config)).await?;
         let shared = Shared {
@@ -112,12 +133,24 @@ impl Messages {
             audio,
         };
         let mut tasks = Vec::new();
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| MessagesError::Listen { addr, source })?;
-        let tcp_addr = listener.local_addr().ok();
-        tracing::info!(addr = ?tcp_addr, "companion TCP transport listening");
-        tasks.push(tokio::spawn(accept_loop(listener, shared.clone())));
+        let listener = match config.companion_tcp {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| MessagesError::Listen { addr, source })?,
+            ),
+            None => None,
+        };
+        let tcp_addr = listener.as_ref().and_then(|l| l.local_addr().ok());
+        if let Some(addr) = tcp_addr {
+            tracing::info!(%addr, "companion TCP transport listening");
+        }
+        let (incoming, incoming_rx) = mpsc::channel(INCOMING_CAPACITY);
+        tasks.push(tokio::spawn(accept_loop(
+            listener,
+            incoming_rx,
+            shared.clone(),
+        )));
         let player = Player {
             shared: shared.clone(),
             announce: config.announce,
@@ -125,23 +158,39 @@ impl Messages {
             skipped: HashSet::new(),
         };
         tasks.push(tokio::spawn(player.run()));
-        Ok(Some(Messages { tasks, tcp_addr }))
+        Ok(Messages {
+            tasks,
+            tcp_addr,
+            incoming,
+        })
+    }
+
+    /// Where the link manager hands over companion connections (RFCOMM, LE L2CAP) of phones
+    /// it allowed. Bounded ([`INCOMING_CAPACITY`]): use `try_send` and close the connection
+    /// when it is full rather than wait.
+    pub fn connections(&self) -> mpsc::Sender<CompanionConnection> {
+        self.incoming.clone()
     }
 }
 
-/// Accepts companion connections; the link tasks live in a `JoinSet`, so stopping this task
+/// Runs the companion links: connections from the link manager and, when enabled, from the
+/// TCP development transport. The link tasks live in a `JoinSet`, so stopping this task
 /// (dropping [`Messages`]) stops them too.
-async fn accept_loop(listener: TcpListener, shared: Shared) {
+async fn accept_loop(
+    listener: Option<TcpListener>,
+    mut incoming: mpsc::Receiver<CompanionConnection>,
+    shared: Shared,
+) {
     let mut links = JoinSet::new();
     loop {
         tokio::select! {
-            accepted = listener.accept() => match accepted {
+            accepted = accept_tcp(listener.as_ref()) => match accepted {
                 Ok((stream, peer)) if links.len() >= MAX_LINKS => {
                     tracing::warn!(%peer, "too many companion connections; refusing one");
                     drop(stream);
                 }
                 Ok((stream, peer)) => {
-                    tracing::info!(%peer, "companion connection");
+                    tracing::info!(%peer, "companion connection over TCP");
                     let _ = stream.set_nodelay(true);
                     links.spawn(link::drive(stream, peer.to_string(), shared.clone()));
                 }
@@ -151,8 +200,27 @@ async fn accept_loop(listener: TcpListener, shared: Shared) {
                     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 }
             },
+            Some(connection) = incoming.recv() => {
+                let CompanionConnection { stream, peer } = connection;
+                if links.len() >= MAX_LINKS {
+                    tracing::warn!(peer, "too many companion connections; refusing one");
+                } else {
+                    tracing::info!(peer, "companion connection");
+                    links.spawn(link::drive(stream, peer, shared.clone()));
+                }
+            }
             Some(_) = links.join_next(), if !links.is_empty() => {}
         }
+    }
+}
+
+/// The next TCP connection; never resolves without a listener.
+async fn accept_tcp(
+    listener: Option<&TcpListener>,
+) -> std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)> {
+    match listener {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
     }
 }
 
