@@ -9,6 +9,7 @@ packages=(
     libdbus-1-dev     # bluer talks to bluetoothd through libdbus
     libasound2-dev    # rodio/cpal playback and capture through ALSA
     libudev-dev       # evdev device discovery
+    libopus-dev       # Opus voice messages and replies (the opus crate links the system libopus)
     dbus-daemon       # tests start their own private bus
     python3-dbusmock  # the mock BlueZ those tests run on the private bus
 )

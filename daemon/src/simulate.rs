@@ -411,7 +411,7 @@ impl Driver<'_> {
 
     async fn voice_message(&mut self) -> Result<(), SimulationError> {
         use codriver_companion::Event;
-        use codriver_phone_sim::companion::{CompanionPhone, fixture_pcm, voice_message};
+        use codriver_phone_sim::companion::{CompanionPhone, opus_voice_message};
 
         let name = Scenario::VoiceMessage.name();
         let phone_err = |step: &str, e: &dyn fmt::Display| SimulationError::Phone {
@@ -433,8 +433,9 @@ impl Driver<'_> {
             .map_err(|e| phone_err("companion handshake", &e))?;
         // A fresh id per run: the spool keeps messages across runs and drops duplicates.
         let id = format!("sim-{}", crate::messages::spool::unix_ms());
-        tracing::info!(id, "phone: sending a voice message from Alice");
-        app.send_voice(voice_message(&id, "Alice", 1500), fixture_pcm(1500))
+        tracing::info!(id, "phone: sending an Ogg Opus voice message from Alice");
+        let (message, audio) = opus_voice_message(&id, "Alice", 1500);
+        app.send_voice(message, audio)
             .await
             .map_err(|e| phone_err("send the voice message", &e))?;
         app.wait_for(

@@ -10,7 +10,9 @@ use codriver_companion::{Event, Frame, TextMessage};
 use codriver_config::Config;
 use codriver_hal::mock::MockBluetooth;
 use codriver_phone_sim::ag::Profile;
-use codriver_phone_sim::companion::{CompanionPhone, fixture_pcm, voice_message};
+use codriver_phone_sim::companion::{
+    CompanionPhone, fixture_pcm, fixture_speech, opus_voice_message, voice_message,
+};
 use codriver_tests::Rig;
 use tokio::net::TcpStream;
 
@@ -109,6 +111,40 @@ async fn voice_message_in_chime_played_listened_receipt_back() {
     p.send_text(text("t1", "on my way")).await.unwrap();
     delivered(&mut p, "t1").await;
     rig.wait("message-played t1").await;
+    rig.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ogg_opus_message_is_decoded_announced_played_and_receipted() {
+    let spool = tempfile::tempdir().unwrap();
+    let (mut rig, addr) = boot(spool.path()).await;
+    let mut p = phone(addr).await;
+    let (message, audio) = opus_voice_message("o1", "Alice", 1_200);
+    p.send_voice(message, audio).await.unwrap();
+    delivered(&mut p, "o1").await;
+    rig.wait("message-received o1 voice Alice").await;
+    rig.wait("message-played o1").await;
+    rig.wait("sound-played message o1").await;
+    p.wait_for(
+        "listened o1",
+        WITHIN,
+        |e| matches!(e, Event::Listened { id, .. } if id == "o1"),
+    )
+    .await
+    .unwrap();
+    let played = rig.audio.playbacks();
+    let chime = played.iter().position(|p| p.label == "chime-message");
+    let message = played.iter().position(|p| p.label == "message o1");
+    assert!(chime < message && chime.is_some(), "{:?}", labels(&rig));
+    let m = &played[message.unwrap()];
+    assert_eq!(m.format, codriver_hal::PcmFormat::WIDEBAND);
+    let sent = fixture_speech(1_200);
+    assert_eq!(m.samples.len(), sent.len(), "decoded to the sample");
+    // Lossy, so compare loudness: the message volume is 80 %.
+    let rms =
+        |s: &[i16]| (s.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / s.len() as f64).sqrt();
+    let ratio = rms(&m.samples) / rms(&sent);
+    assert!((0.6..1.0).contains(&ratio), "loudness ratio {ratio}");
     rig.shutdown().await;
 }
 

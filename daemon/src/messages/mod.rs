@@ -12,8 +12,9 @@
 //!   message moves to the listened ones and a listened receipt goes to the phone (now, or
 //!   when it next connects).
 //!
-//! Codecs: [`PCM_S16LE_16K`] plays; Opus (`ogg-opus`, `opus-packets`) is accepted and stored
-//! but not decoded yet (it needs libopus): such a message is announced, then skipped.
+//! Codecs: Opus (`ogg-opus`, `opus-packets`) is decoded through libopus
+//! (`codriver_companion::audio`) to [`PLAYBACK_FORMAT`]; [`PCM_S16LE_16K`] (development) plays
+//! as it is. A message that does not decode is announced, then skipped.
 
 pub mod link;
 pub mod spool;
@@ -37,8 +38,12 @@ use crate::tones::Chime;
 use self::spool::{Entry, Kind, Limits, SpoolError, SpoolHandle};
 
 /// Raw PCM, signed 16-bit little-endian, 16 kHz mono: a codriver development codec in the
-/// protocol's private range (`0x80`), used by phone-sim and tests until Opus is decoded.
+/// protocol's private range (`0x80`), for development and tests.
 pub const PCM_S16LE_16K: Codec = Codec::Other(0x80);
+
+/// Voice messages play as 16 kHz mono, whatever their codec: they are speech, and a minute
+/// of it decodes to under 2 MB (the Pi's memory budget is tight).
+pub const PLAYBACK_FORMAT: PcmFormat = PcmFormat::WIDEBAND;
 
 /// Largest WAV the announcement program may print (a sentence is ~100 KB).
 const MAX_TTS_BYTES: u64 = 4 << 20;
@@ -247,16 +252,14 @@ impl Player {
             self.speak(&announcement).await;
         }
         let samples = match pcm {
-            Some(codec) if codec == PCM_S16LE_16K => Some(
-                body.chunks_exact(2)
-                    .map(|b| i16::from_le_bytes([b[0], b[1]]))
-                    .collect::<Vec<i16>>(),
-            ),
-            Some(codec) => {
-                tracing::warn!(id, %codec, "cannot decode this codec yet (Opus needs libopus); skipping the message");
-                self.skipped.insert(id);
-                return;
-            }
+            Some(codec) => match decode(codec, body).await {
+                Ok(samples) => Some(samples),
+                Err(e) => {
+                    tracing::warn!(id, %codec, error = %e, "cannot decode the message; skipping it");
+                    self.skipped.insert(id);
+                    return;
+                }
+            },
             None => None,
         };
         // Listened from the moment it starts: a crash mid-playback must not play it again
@@ -278,7 +281,7 @@ impl Player {
             audio.wait_until_free(Focus::VoiceMessage).await;
             let label = format!("message {id}");
             if let Err(e) = audio
-                .play(Focus::VoiceMessage, &label, PcmFormat::WIDEBAND, &samples)
+                .play(Focus::VoiceMessage, &label, PLAYBACK_FORMAT, &samples)
                 .await
             {
                 tracing::warn!(id, error = %e, "message playback failed");
@@ -306,6 +309,23 @@ impl Player {
             }
         }
     }
+}
+
+/// Decodes a voice message to [`PLAYBACK_FORMAT`] samples; Opus on the blocking pool (a
+/// minute of audio takes some milliseconds of CPU on a Pi).
+async fn decode(codec: Codec, body: Vec<u8>) -> Result<Vec<i16>, String> {
+    if codec == PCM_S16LE_16K {
+        return Ok(body
+            .chunks_exact(2)
+            .map(|b| i16::from_le_bytes([b[0], b[1]]))
+            .collect());
+    }
+    tokio::task::spawn_blocking(move || {
+        codriver_companion::audio::decode(codec, &body, PLAYBACK_FORMAT.sample_rate)
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())?
 }
 
 /// Runs the text-to-speech program and reads the WAV it prints.
