@@ -49,6 +49,8 @@ pub struct Rig {
     pub buttons: MockButtonHandle,
     /// What was played.
     pub audio: MockAudioOutput,
+    /// The microphone: queue fixture recordings with `push_fixture`.
+    pub mic: MockAudioInput,
     /// The host, for expectations and injected failures.
     pub host: MockBluetooth,
     stop: Option<oneshot::Sender<()>>,
@@ -104,10 +106,11 @@ impl Rig {
         let mut all: Vec<Box<dyn ButtonSource>> = vec![Box::new(buttons)];
         all.extend(sources);
         let audio = MockAudioOutput::new();
+        let mic = MockAudioInput::new();
         let hal = Hal {
             bluetooth: Arc::new(host.clone()),
             audio_out: Arc::new(audio.clone()),
-            audio_in: Arc::new(MockAudioInput::new()),
+            audio_in: Arc::new(mic.clone()),
             buttons: all,
             amplifier: None,
         };
@@ -135,6 +138,7 @@ impl Rig {
             phone,
             buttons: button_handle,
             audio,
+            mic,
             host,
             stop: Some(stop),
             task: Some(task),
