@@ -20,7 +20,7 @@ use codriver_phone_sim::{AgCommand, AgLink, PhoneSpec, SimulatedPhone};
 use tokio::sync::{broadcast, oneshot};
 use tokio::time::Instant;
 
-use crate::events::{Command, DaemonEvent, DaemonHandle};
+use crate::events::{Command, DaemonEvent, DaemonHandle, MessageAction};
 use crate::{Daemon, DaemonError};
 
 /// The button the simulated driver presses. The default bindings use it.
@@ -45,9 +45,10 @@ pub enum Scenario {
     /// Pairing, then a call rings, the driver answers with the button, talks, and hangs up
     /// with the button.
     IncomingCall,
-    /// Pairing, then the phone's messaging app sends a voice message over the companion TCP
-    /// transport: stored, acknowledged, chime and announcement, played, listened receipt
-    /// back. (Voice replies come later.)
+    /// Pairing, then the phone's messaging app sends an Ogg Opus voice message over the
+    /// companion TCP transport: stored, acknowledged, chime and announcement, played,
+    /// listened receipt back; then the driver records a voice reply (the simulated
+    /// microphone speaks a fixture, silence ends it), which is sent and acknowledged.
     VoiceMessage,
 }
 
@@ -195,7 +196,7 @@ impl Simulation {
         let hal = Hal {
             bluetooth: Arc::new(host),
             audio_out: output,
-            audio_in: Arc::new(codriver_hal::audio::NullInput),
+            audio_in: Arc::new(simulated_microphone()),
             buttons: vec![Box::new(buttons)],
             amplifier: None,
         };
@@ -273,6 +274,18 @@ impl Simulation {
 }
 
 /// The simulated driver and phone, stepping through a scenario.
+/// The simulated driver's voice: each recording hears 2 s of fixture speech, then silence
+/// (so voice activity detection ends it); after three, silence only.
+fn simulated_microphone() -> codriver_hal::mock::MockAudioInput {
+    let mic = codriver_hal::mock::MockAudioInput::new();
+    for _ in 0..3 {
+        let mut samples = codriver_phone_sim::companion::fixture_speech(2_000);
+        samples.resize(samples.len() + 16 * 4_000, 0);
+        mic.push_fixture(samples);
+    }
+    mic
+}
+
 struct Driver<'a> {
     handle: DaemonHandle,
     events: &'a mut broadcast::Receiver<DaemonEvent>,
@@ -457,6 +470,42 @@ impl Driver<'_> {
         )
         .await
         .map_err(|e| phone_err("listened receipt", &e))?;
+
+        let label = format!("message {id}");
+        self.wait(
+            "message heard to the end",
+            |e| matches!(e, DaemonEvent::SoundPlayed { label: l } if *l == label),
+        )
+        .await?;
+        // The driver answers by voice (the simulated microphone speaks a fixture); the
+        // recording stops on the silence after it.
+        tracing::info!("driver: recording a voice reply");
+        self.handle
+            .request(|r| Command::Messages(MessageAction::RecordReply, r))
+            .await
+            .map_err(|reason| phone_err("record a reply", &reason))?;
+        self.wait("reply recorded", |e| {
+            matches!(e, DaemonEvent::ReplyRecorded { .. })
+        })
+        .await?;
+        let reply = app
+            .wait_for("the voice reply", STEP_LIMIT, |e| {
+                matches!(e, Event::ReplyComplete(_))
+            })
+            .await
+            .map_err(|e| phone_err("receive the reply", &e))?;
+        if let Event::ReplyComplete(r) = reply {
+            tracing::info!(
+                id = r.id,
+                conversation = r.conversation_id,
+                ms = r.duration_ms,
+                "phone: reply received and posted"
+            );
+        }
+        self.wait("reply delivered", |e| {
+            matches!(e, DaemonEvent::ReplyDelivered { .. })
+        })
+        .await?;
         Ok(())
     }
 

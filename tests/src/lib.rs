@@ -148,6 +148,7 @@ impl Rig {
     /// Waits for an event whose line starts with `prefix`; returns the line.
     pub async fn wait(&mut self, prefix: &str) -> String {
         let deadline = tokio::time::Instant::now() + STEP;
+        let mut skipped = Vec::new();
         loop {
             match tokio::time::timeout_at(deadline, self.events.recv()).await {
                 Ok(Ok(e)) => {
@@ -155,12 +156,13 @@ impl Rig {
                     if line.starts_with(prefix) {
                         return line;
                     }
+                    skipped.push(line);
                 }
                 Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
                 Ok(Err(broadcast::error::RecvError::Closed)) => {
                     panic!("daemon stopped waiting for {prefix:?}")
                 }
-                Err(_) => panic!("no event {prefix:?} in time"),
+                Err(_) => panic!("no event {prefix:?} in time; events meanwhile: {skipped:#?}"),
             }
         }
     }

@@ -448,6 +448,13 @@ impl Player {
 
     async fn on_action(&mut self, action: MessageAction, waiting: usize) -> Result<(), String> {
         tracing::info!(action = action.as_str(), "messages action");
+        // A job that ended while the action was on its way: account for it first.
+        if let Some(job) = self.job.as_mut()
+            && job.task.is_finished()
+        {
+            let done = (&mut job.task).await;
+            self.job_done(done);
+        }
         let in_window = self.window_until.is_some_and(|t| Instant::now() < t);
         match action {
             MessageAction::PlayNext => {
