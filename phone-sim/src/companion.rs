@@ -51,6 +51,8 @@ pub struct CompanionPhone<S> {
     replies: Vec<ReceivedReply>,
     /// Acknowledge replies as soon as they are whole (a messaging app that posted them).
     auto_ack: bool,
+    /// When the last frame was written (benchmarks: "last chunk sent").
+    last_write: Option<tokio::time::Instant>,
 }
 
 /// A voice reply the car sent, whole.
@@ -88,6 +90,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> CompanionPhone<S> {
             partial: HashMap::new(),
             replies: Vec::new(),
             auto_ack: true,
+            last_write: None,
         }
     }
 
@@ -100,6 +103,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> CompanionPhone<S> {
     /// Replies received whole on this link, oldest first. Every offer is accepted from 0.
     pub fn replies(&self) -> &[ReceivedReply] {
         &self.replies
+    }
+
+    /// When the last frame went out to the car (for latency measurements).
+    pub fn last_write(&self) -> Option<tokio::time::Instant> {
+        self.last_write
     }
 
     /// Acknowledges a reply received whole (`REPLY_ACK`).
@@ -242,6 +250,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> CompanionPhone<S> {
         }
         if wrote {
             self.stream.flush().await?;
+            self.last_write = Some(tokio::time::Instant::now());
         }
         Ok(())
     }
