@@ -21,7 +21,7 @@
 //!
 //! Codecs: Opus (`ogg-opus`, `opus-packets`) is decoded through libopus
 //! (`codriver_companion::audio`) to [`PLAYBACK_FORMAT`]; [`PCM_S16LE_16K`] (development) plays
-//! as it is. A message that does not decode is announced, then skipped.
+//! as it is. A message that does not decode gets the arrival chime, then is skipped.
 
 pub mod link;
 pub mod outbox;
