@@ -547,3 +547,22 @@ async fn playback_controls_replay_stop_skip_and_play_next() {
     play_one(&mut rig, &mut p, "m2").await;
     rig.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opus_packets_message_is_played() {
+    let spool = tempfile::tempdir().unwrap();
+    let (mut rig, addr) = boot(spool.path()).await;
+    let mut p = phone(addr).await;
+    let mut message = voice_message("op1", "Alice", 800);
+    message.codec = Codec::OpusPackets;
+    let data =
+        codriver_companion::audio::encode_opus_packets(&fixture_speech(800), 16_000).unwrap();
+    p.send_voice(message, data).await.unwrap();
+    delivered(&mut p, "op1").await;
+    rig.wait("sound-played message op1").await;
+    let played = rig.audio.playbacks();
+    let m = played.iter().find(|p| p.label == "message op1").unwrap();
+    // 40 packets of 20 ms, no pre-skip: every decoded sample plays.
+    assert_eq!(m.samples.len(), 800 * 16);
+    rig.shutdown().await;
+}

@@ -770,6 +770,10 @@ impl Recorder {
             let n = tokio::select! {
                 biased;
                 _ = &mut *stop => break "gesture",
+                // Never record over a call or the voice assistant: the microphone is theirs.
+                () = self.shared.audio.wait_until_above(Focus::VoiceMessage) => {
+                    return Err("a call started".to_owned());
+                }
                 read = source.read(&mut buf[..want]) => read.map_err(|e| format!("microphone: {e}"))?,
             };
             if n == 0 {
