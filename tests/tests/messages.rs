@@ -566,3 +566,46 @@ async fn opus_packets_message_is_played() {
     assert_eq!(m.samples.len(), 800 * 16);
     rig.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skip_and_stop_cut_playback_short_and_play_next_resumes() {
+    let spool = tempfile::tempdir().unwrap();
+    let (mut rig, addr) = boot(spool.path()).await;
+    // Played in real time, so there is time to act while a message plays.
+    rig.audio.set_paced(true);
+    let mut p = phone(addr).await;
+    for id in ["s1", "s2", "s3"] {
+        let (message, audio) = opus_voice_message(id, "Alice", 3_000);
+        p.send_voice(message, audio).await.unwrap();
+        delivered(&mut p, id).await;
+    }
+    rig.wait("message-played s1").await;
+    action(&rig, MessageAction::Skip).await.unwrap();
+    rig.wait("playback-stopped s1").await;
+    rig.wait("message-played s2").await;
+    action(&rig, MessageAction::Stop).await.unwrap();
+    rig.wait("playback-stopped s2").await;
+    // Stopped: s3 waits for the driver.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !labels(&rig).iter().any(|l| l == "message s3"),
+        "{:?}",
+        labels(&rig)
+    );
+    action(&rig, MessageAction::PlayNext).await.unwrap();
+    rig.wait("message-played s3").await;
+    rig.wait("sound-played message s3").await;
+    let played = rig.audio.playbacks();
+    let whole = |id: &str| {
+        played
+            .iter()
+            .find(|p| p.label == format!("message {id}"))
+            .is_some_and(|p| p.finished)
+    };
+    let finished: Vec<(String, bool)> = played
+        .iter()
+        .map(|p| (p.label.clone(), p.finished))
+        .collect();
+    assert!(!whole("s1") && !whole("s2") && whole("s3"), "{finished:?}");
+    rig.shutdown().await;
+}
