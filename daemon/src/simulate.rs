@@ -159,6 +159,8 @@ pub struct Simulation {
     phone: SimulatedPhone,
     driver: MockButtonHandle,
     policy: PairingPolicy,
+    /// The simulated microphone; the `voice-message` scenario gives it the driver's voice.
+    mic: codriver_hal::mock::MockAudioInput,
 }
 
 impl fmt::Debug for Simulation {
@@ -193,10 +195,12 @@ impl Simulation {
             "simulation"
         );
         let policy = config.pairing.policy;
+        // Silence until a scenario speaks into it.
+        let mic = codriver_hal::mock::MockAudioInput::new();
         let hal = Hal {
             bluetooth: Arc::new(host),
             audio_out: output,
-            audio_in: Arc::new(simulated_microphone()),
+            audio_in: Arc::new(mic.clone()),
             buttons: vec![Box::new(buttons)],
             amplifier: None,
         };
@@ -206,6 +210,7 @@ impl Simulation {
             phone: SimulatedPhone::new(radio, spec),
             driver,
             policy,
+            mic,
         }
     }
 
@@ -226,7 +231,11 @@ impl Simulation {
             phone,
             driver,
             policy,
+            mic,
         } = self;
+        if scenario == Some(Scenario::VoiceMessage) {
+            speak_into(&mic);
+        }
         let handle = daemon.handle();
         let mut recorder = handle.subscribe();
         let mut events = handle.subscribe();
@@ -274,16 +283,13 @@ impl Simulation {
 }
 
 /// The simulated driver and phone, stepping through a scenario.
-/// The simulated driver's voice: each recording hears 2 s of fixture speech, then silence
-/// (so voice activity detection ends it); after three, silence only.
-fn simulated_microphone() -> codriver_hal::mock::MockAudioInput {
-    let mic = codriver_hal::mock::MockAudioInput::new();
-    for _ in 0..3 {
-        let mut samples = codriver_phone_sim::companion::fixture_speech(2_000);
-        samples.resize(samples.len() + 16 * 4_000, 0);
-        mic.push_fixture(samples);
-    }
-    mic
+/// The simulated driver's voice for the next recording: 2 s of fixture speech, then
+/// silence (so voice activity detection ends it). Only for the scenario: the fixture is
+/// 200 KB the idle daemon should not carry.
+fn speak_into(mic: &codriver_hal::mock::MockAudioInput) {
+    let mut samples = codriver_phone_sim::companion::fixture_speech(2_000);
+    samples.resize(samples.len() + 16 * 4_000, 0);
+    mic.push_fixture(samples);
 }
 
 struct Driver<'a> {

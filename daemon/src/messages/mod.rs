@@ -305,7 +305,8 @@ enum JobOutcome {
     Played,
     /// The message cannot be played in this run.
     Unplayable(String),
-    Recorded,
+    /// The recording ended: stored, or discarded (the driver heard which).
+    RecordingEnded,
 }
 
 impl Player {
@@ -388,8 +389,9 @@ impl Player {
         });
     }
 
+    /// The job ended: forget it and learn from its outcome.
     fn job_done(&mut self, done: Result<JobOutcome, tokio::task::JoinError>) {
-        let finished = self.job.take();
+        self.job = None;
         match done {
             Ok(JobOutcome::Unplayable(id)) => {
                 self.skipped.insert(id);
@@ -397,11 +399,10 @@ impl Player {
             Ok(JobOutcome::Played) => {
                 self.window_until = Some(Instant::now() + REPLY_WINDOW);
             }
-            Ok(JobOutcome::Recorded) => {}
+            Ok(JobOutcome::RecordingEnded) => {}
             Err(e) if e.is_cancelled() => {}
             Err(e) => tracing::error!(error = %e, "a message job failed"),
         }
-        drop(finished);
     }
 
     fn start_playing(&mut self, entry: Entry, replay: bool) {
@@ -740,7 +741,7 @@ impl Recorder {
             },
         );
         self.shared.outbox.send_modify(|n| *n += 1);
-        JobOutcome::Recorded
+        JobOutcome::RecordingEnded
     }
 
     /// Reads the microphone in 20 ms frames; returns the encoder, what stopped it, and
@@ -794,7 +795,7 @@ impl Recorder {
         tracing::info!(reason, "reply discarded");
         publish(&self.shared.events, DaemonEvent::ReplyDiscarded { reason });
         self.shared.audio.chime(Chime::Error);
-        JobOutcome::Recorded
+        JobOutcome::RecordingEnded
     }
 }
 
