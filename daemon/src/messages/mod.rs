@@ -14,10 +14,11 @@
 //!   one ([`MessageAction`], from buttons and D-Bus).
 //! * **voice replies** (here and [`outbox`]): `record-reply` after a message plays a start
 //!   tone, records from the microphone at 16 kHz and stops on the gesture again, on silence
-//!   ([`vad`]: 1.5 s after speech), at `max_reply`, or when the input ends; the reply is
-//!   encoded as Ogg Opus while recording, stored durably in the outbox, and the links offer
-//!   it to the phone for the conversation of the message answered, on every link until the
-//!   phone sends `REPLY_ACK` (confirmation tone) or refuses it for good (error tone).
+//!   ([`vad`]: 1.5 s after speech; the pause is cut to [`TRAILING_SILENCE`]), at
+//!   `max_reply`, or when the input ends; the reply is encoded as Ogg Opus while recording,
+//!   stored durably in the outbox, and the links offer it to the phone for the conversation
+//!   of the message answered, on every link until the phone sends `REPLY_ACK` (confirmation
+//!   tone) or refuses it for good (error tone).
 //!
 //! Codecs: Opus (`ogg-opus`, `opus-packets`) is decoded through libopus
 //! (`codriver_companion::audio`) to [`PLAYBACK_FORMAT`]; [`PCM_S16LE_16K`] (development) plays
@@ -75,6 +76,10 @@ pub const RECORD_FORMAT: PcmFormat = PcmFormat::WIDEBAND;
 /// After a message ends, the controls stay in the `playing` context this long, so the
 /// driver can still reply to it (long press) or replay it without a gesture of its own.
 pub const REPLY_WINDOW: Duration = Duration::from_secs(10);
+
+/// Silence kept at the end of a reply that voice activity detection ended (the rest of the
+/// 1.5 s pause that ended it is cut).
+pub const TRAILING_SILENCE: Duration = Duration::from_millis(300);
 
 /// Driver actions waiting for the player.
 const COMMAND_CAPACITY: usize = 8;
@@ -762,6 +767,9 @@ impl Recorder {
         let max = self.max.as_millis() as u64 * u64::from(rate) / 1000;
         let mut taken = 0u64;
         let mut buf = vec![0i16; (rate / 50) as usize];
+        // Audio since the last loud frame, encoded once speech resumes (or at the end).
+        let mut quiet: Vec<i16> = Vec::new();
+        let tail = (TRAILING_SILENCE.as_millis() as u64 * u64::from(rate) / 1000) as usize;
         let stopped_by = loop {
             if taken >= max {
                 break "max-length";
@@ -781,13 +789,26 @@ impl Recorder {
                 break "end-of-input";
             }
             taken += n as u64;
-            encoder.push(&buf[..n]).map_err(|e| e.to_string())?;
-            match vad.push(&buf[..n]) {
+            let frame = &buf[..n];
+            let verdict = vad.push(frame);
+            if vad.last_frame_loud() {
+                encoder.push(&quiet).map_err(|e| e.to_string())?;
+                quiet.clear();
+                encoder.push(frame).map_err(|e| e.to_string())?;
+            } else {
+                quiet.extend_from_slice(frame);
+            }
+            match verdict {
                 vad::Verdict::Continue => {}
-                vad::Verdict::Finished => break "silence",
+                vad::Verdict::Finished => {
+                    // The pause that ended it is not part of the reply: keep a short tail.
+                    quiet.truncate(tail);
+                    break "silence";
+                }
                 vad::Verdict::NoSpeech => break "silence",
             }
         };
+        encoder.push(&quiet).map_err(|e| e.to_string())?;
         Ok((encoder, stopped_by, vad.heard_speech()))
     }
 

@@ -57,6 +57,8 @@ pub struct Vad {
     /// Samples seen in all.
     total: u64,
     heard: bool,
+    /// The last frame was above the speech threshold.
+    loud: bool,
 }
 
 impl Vad {
@@ -69,7 +71,15 @@ impl Vad {
             quiet: 0,
             total: 0,
             heard: false,
+            loud: false,
         }
+    }
+
+    /// Whether the last frame was above the speech threshold (speech, or its onset). The
+    /// recorder keeps the audio after the last such frame aside, to trim the trailing
+    /// silence.
+    pub fn last_frame_loud(&self) -> bool {
+        self.loud
     }
 
     /// Whether speech has been heard.
@@ -86,7 +96,8 @@ impl Vad {
         self.total += n;
         let level = level_dbfs(frame);
         let threshold = SPEECH_FLOOR_DBFS.max(self.noise_db + SPEECH_MARGIN_DB);
-        if level > threshold {
+        self.loud = level > threshold;
+        if self.loud {
             self.run += n;
             if self.run >= self.samples(ONSET) {
                 self.heard = true;
