@@ -14,7 +14,7 @@
 #   - rustup target aarch64-unknown-linux-gnu (if its std can't be installed: loud WARNING, exit 0)
 #   - Debian's cross gcc, qemu-user-static, and the arm64 multiarch -dev packages
 #     (dpkg --add-architecture arm64; libdbus-1-dev:arm64 libasound2-dev:arm64 libudev-dev:arm64
-#     libsbc-dev:arm64 libspeexdsp-dev:arm64)
+#     libsbc-dev:arm64 libspeexdsp-dev:arm64 libopus-dev:arm64)
 #   - linker, C compiler and pkg-config for the target, scoped to the target triple so that
 #     host build scripts keep using the host's pkg-config paths
 #   - qemu-aarch64-static as cargo's runner (binfmt_misc is not assumed: containers often lack it).
@@ -78,8 +78,10 @@ apt_get() {
 }
 
 host_pkgs=(gcc-"$GNU_TRIPLE" libc6-dev-"$DEB_ARCH"-cross qemu-user-static pkg-config)
+# libopus-dev: Opus voice messages and replies (the opus crate links the system libopus).
 target_pkgs=(libdbus-1-dev:"$DEB_ARCH" libasound2-dev:"$DEB_ARCH" libudev-dev:"$DEB_ARCH" libc6:"$DEB_ARCH"
-    libsbc-dev:"$DEB_ARCH" libspeexdsp-dev:"$DEB_ARCH") # call audio: mSBC, SpeexDSP
+    libsbc-dev:"$DEB_ARCH" libspeexdsp-dev:"$DEB_ARCH" # call audio: mSBC, SpeexDSP
+    libopus-dev:"$DEB_ARCH")
 
 if ! installed "${host_pkgs[@]}" "${target_pkgs[@]}"; then
     if [ -n "${CROSS_NO_APT:-}" ]; then
@@ -94,7 +96,7 @@ if ! installed "${host_pkgs[@]}" "${target_pkgs[@]}"; then
     # The :arm64 -dev packages are Multi-Arch: same; they co-install with the amd64 ones only at the
     # exact same version, so let apt move the amd64 ones along if the archive has a newer one.
     apt_get install -y -q --no-install-recommends "${host_pkgs[@]}" "${target_pkgs[@]}" \
-        libdbus-1-dev libasound2-dev libudev-dev libsbc-dev libspeexdsp-dev >&2
+        libdbus-1-dev libasound2-dev libudev-dev libsbc-dev libspeexdsp-dev libopus-dev >&2
 fi
 
 # --- 3. Toolchain environment, scoped to the target -----------------------------------------------

@@ -11,6 +11,7 @@ packages=(
     libudev-dev       # evdev device discovery
     libsbc-dev        # mSBC (wide-band calls) through libsbc, codriver-callaudio's FFI
     libspeexdsp-dev   # call echo cancellation, noise suppression and resampling (SpeexDSP)
+    libopus-dev       # Opus voice messages and replies (the opus crate links the system libopus)
     dbus-daemon       # tests start their own private bus
     python3-dbusmock  # the mock BlueZ those tests run on the private bus
 )

@@ -50,8 +50,13 @@ enum Cmd {
         #[command(subcommand)]
         action: Option<CallAction>,
     },
-    /// Voice messages (not available yet).
-    Messages,
+    /// Voice messages and replies: play the next, replay, skip, stop; record, send or cancel
+    /// a reply to the message last played.
+    Messages {
+        /// What to do.
+        #[command(subcommand)]
+        action: MessageCmd,
+    },
     /// Show the volume, or turn it up or down one step (the call's volume during a call).
     Volume {
         /// `up` or `down`; without it, show the volume.
@@ -97,6 +102,24 @@ enum PairAction {
     Approve,
     /// Reject the phone waiting to pair.
     Reject,
+}
+
+#[derive(Debug, Subcommand)]
+enum MessageCmd {
+    /// Play the oldest unplayed message now.
+    Play,
+    /// Play the message last played again.
+    Replay,
+    /// Cut the message playing short and go on with the next.
+    Skip,
+    /// Stop playback.
+    Stop,
+    /// Record a voice reply to the message last played (after the beep; silence ends it).
+    Reply,
+    /// Finish the recording and send the reply.
+    Send,
+    /// Throw the recording away.
+    Cancel,
 }
 
 #[derive(Debug, Subcommand)]
@@ -166,6 +189,13 @@ trait Daemon {
     fn voice_assistant(&self) -> zbus::Result<()>;
     fn volume_up(&self) -> zbus::Result<()>;
     fn volume_down(&self) -> zbus::Result<()>;
+    fn play_next_message(&self) -> zbus::Result<()>;
+    fn replay_message(&self) -> zbus::Result<()>;
+    fn skip_message(&self) -> zbus::Result<()>;
+    fn stop_message(&self) -> zbus::Result<()>;
+    fn record_reply(&self) -> zbus::Result<()>;
+    fn send_reply(&self) -> zbus::Result<()>;
+    fn cancel_reply(&self) -> zbus::Result<()>;
     #[zbus(signal)]
     fn event(&self, line: String) -> zbus::Result<()>;
 }
@@ -188,14 +218,6 @@ fn main() -> ExitCode {
             &mut std::io::stdout(),
         );
         return ExitCode::SUCCESS;
-    }
-    if let Cmd::Messages = cli.command {
-        // Voice messages arrive with the messages service; say so instead of failing obscurely.
-        eprintln!("codriverctl: messages are not available yet in this codriverd");
-        if cli.json {
-            println!("{{\"error\":\"messages are not available yet\"}}");
-        }
-        return ExitCode::FAILURE;
     }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -350,6 +372,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
+        Cmd::Messages { action } => match action {
+            MessageCmd::Play => daemon.play_next_message().await?,
+            MessageCmd::Replay => daemon.replay_message().await?,
+            MessageCmd::Skip => daemon.skip_message().await?,
+            MessageCmd::Stop => daemon.stop_message().await?,
+            MessageCmd::Reply => daemon.record_reply().await?,
+            MessageCmd::Send => daemon.send_reply().await?,
+            MessageCmd::Cancel => daemon.cancel_reply().await?,
+        },
         Cmd::Assistant => daemon.voice_assistant().await?,
         Cmd::StopReconnecting => daemon.stop_reconnecting().await?,
         Cmd::Watch => {
@@ -371,7 +402,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         // Handled before connecting.
-        Cmd::Completions { .. } | Cmd::Messages => {}
+        Cmd::Completions { .. } => {}
     }
     Ok(())
 }

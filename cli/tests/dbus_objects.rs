@@ -281,10 +281,10 @@ async fn phones_and_calls_as_objects_driven_by_codriverctl() {
     link.command(AgCommand::RemoteHangup).await.unwrap();
     until_ctl(&bus, &["calls"], "no calls").await;
 
-    // Not connected to the daemon at all.
-    let (ok, _, err) = ctl(&bus, &["messages"]);
+    // Nothing in the spool: a typed error that says so.
+    let (ok, _, err) = ctl_async(&bus, &["messages", "play"]).await;
     assert!(!ok);
-    assert!(err.contains("not available yet"), "{err}");
+    assert!(err.contains("no message is waiting"), "{err}");
     let (ok, script, _) = ctl(&bus, &["completions", "bash"]);
     assert!(ok && script.contains("codriverctl"), "{script}");
     let (ok, volume, _) = ctl(&bus, &["--json", "volume"]);

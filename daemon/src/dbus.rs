@@ -33,7 +33,8 @@ use zbus::{connection, interface};
 use codriver_hal::Address;
 
 use crate::events::{
-    CallAction, CallSnapshot, Command, DaemonEvent, DaemonHandle, PhoneSnapshot, Snapshot,
+    CallAction, CallSnapshot, Command, DaemonEvent, DaemonHandle, MessageAction, PhoneSnapshot,
+    Snapshot,
 };
 
 /// The well-known bus name.
@@ -80,6 +81,15 @@ struct Status {
 pub struct DaemonApi {
     handle: DaemonHandle,
     status: Arc<Mutex<Status>>,
+}
+
+impl DaemonApi {
+    async fn messages(&self, action: MessageAction) -> Result<(), ApiError> {
+        Ok(self
+            .handle
+            .request(|r| Command::Messages(action, r))
+            .await?)
+    }
 }
 
 #[interface(name = "org.codriver.Codriver1.Daemon")]
@@ -216,6 +226,42 @@ impl DaemonApi {
     /// One step quieter: the call in a call, otherwise chimes and messages.
     async fn volume_down(&self) -> Result<(), ApiError> {
         Ok(self.handle.request(|r| Command::Volume(false, r)).await?)
+    }
+
+    /// Plays the oldest unplayed voice or text message now.
+    async fn play_next_message(&self) -> Result<(), ApiError> {
+        self.messages(MessageAction::PlayNext).await
+    }
+
+    /// Plays the message last played (or playing) again.
+    async fn replay_message(&self) -> Result<(), ApiError> {
+        self.messages(MessageAction::Replay).await
+    }
+
+    /// Cuts the message playing short and goes on with the next one.
+    async fn skip_message(&self) -> Result<(), ApiError> {
+        self.messages(MessageAction::Skip).await
+    }
+
+    /// Stops message playback; unplayed messages wait for `PlayNextMessage`.
+    async fn stop_message(&self) -> Result<(), ApiError> {
+        self.messages(MessageAction::Stop).await
+    }
+
+    /// Records a voice reply to the message last played (start tone, then the microphone
+    /// until `SendReply`, silence or the configured maximum); while recording, sends it.
+    async fn record_reply(&self) -> Result<(), ApiError> {
+        self.messages(MessageAction::RecordReply).await
+    }
+
+    /// Finishes the recording and sends the reply.
+    async fn send_reply(&self) -> Result<(), ApiError> {
+        self.messages(MessageAction::SendReply).await
+    }
+
+    /// Throws the recording away.
+    async fn cancel_reply(&self) -> Result<(), ApiError> {
+        self.messages(MessageAction::CancelReply).await
     }
 
     /// Chime and message volume, percent.

@@ -46,8 +46,8 @@ use tokio::time::{Duration, Instant};
 use crate::audio::{AudioPolicy, AudioRouter};
 use crate::controls::{ButtonGesture, GestureDetector, GestureTiming};
 use crate::events::{
-    CallAction, CallSnapshot, Command, DaemonEvent, DaemonHandle, PhoneSnapshot, Reply, Snapshot,
-    publish,
+    CallAction, CallSnapshot, Command, DaemonEvent, DaemonHandle, MessageAction, PhoneSnapshot,
+    Reply, Snapshot, publish,
 };
 use crate::link::Link;
 use crate::notify::Notifier;
@@ -184,6 +184,7 @@ impl Daemon {
         let messages = match messages::Messages::start(
             &config.messages,
             audio.clone(),
+            audio_in.clone(),
             events.clone(),
         )
         .await
@@ -269,6 +270,7 @@ impl Daemon {
             gestures: GestureDetector::new(gesture_timing(&config)),
             phones: HashMap::new(),
             companion: messages.as_ref().map(messages::Messages::connections),
+            messages: messages.as_ref().map(|m| m.control.clone()),
         };
         let (update_tx, mut updates) = mpsc::channel::<(codriver_hal::Address, Update)>(64);
 
@@ -478,6 +480,8 @@ struct State {
     phones: HashMap<codriver_hal::Address, Phone>,
     /// Hands companion connections to the messages service; `None` when it did not start.
     companion: Option<mpsc::Sender<messages::CompanionConnection>>,
+    /// Playback and reply actions, when the messages service runs.
+    messages: Option<messages::MessagesControl>,
 }
 
 /// A phone with a Hands-Free link.
@@ -610,6 +614,10 @@ impl State {
                 let contexts = self.contexts();
                 reply.send(self.volume(up, &contexts));
             }
+            Command::Messages(action, reply) => match &self.messages {
+                Some(m) => m.send(action, reply),
+                None => reply.send(Err(NO_MESSAGES.to_owned())),
+            },
             Command::Reload(config, reply) => {
                 self.apply_config(Arc::new(*config));
                 reply.send(Ok(()));
@@ -867,8 +875,26 @@ impl State {
         if any(|c| c.in_call) {
             out.push(BindingContext::InCall);
         }
-        if out.is_empty() {
-            out.push(BindingContext::Idle);
+        let busy = !out.is_empty();
+        let status = self
+            .messages
+            .as_ref()
+            .map(|m| m.status())
+            .unwrap_or_default();
+        if status.recording {
+            out.push(BindingContext::Recording);
+        } else {
+            if status.in_playing_context(Instant::now()) {
+                out.push(BindingContext::Playing);
+            }
+            if status.waiting > 0 {
+                out.push(BindingContext::MessageWaiting);
+            }
+            // Gestures the message contexts leave unbound keep their idle meaning (a long
+            // press with a message waiting still opens the pairing window).
+            if !busy {
+                out.push(BindingContext::Idle);
+            }
         }
         out
     }
@@ -941,8 +967,13 @@ impl State {
             Action::VolumeUp | Action::VolumeDown => {
                 self.volume(action == Action::VolumeUp, &contexts)
             }
-            // Voice messages arrive with the messages service.
-            other => Err(format!("{other} is not available yet")),
+            Action::PlayNextMessage => self.messages(MessageAction::PlayNext).await,
+            Action::Replay => self.messages(MessageAction::Replay).await,
+            Action::Skip => self.messages(MessageAction::Skip).await,
+            Action::Stop => self.messages(MessageAction::Stop).await,
+            Action::RecordReply => self.messages(MessageAction::RecordReply).await,
+            Action::SendReply => self.messages(MessageAction::SendReply).await,
+            Action::CancelReply => self.messages(MessageAction::CancelReply).await,
         };
         match outcome {
             Ok(()) => {
@@ -952,7 +983,14 @@ impl State {
                         action: action.to_string(),
                     },
                 );
-                if !matches!(action, Action::OpenPairingWindow) {
+                // These have sounds of their own (the pairing chime, the recording tones).
+                if !matches!(
+                    action,
+                    Action::OpenPairingWindow
+                        | Action::RecordReply
+                        | Action::SendReply
+                        | Action::CancelReply
+                ) {
                     self.audio.chime(Chime::Confirm);
                 }
             }
@@ -975,6 +1013,21 @@ impl State {
             },
         );
         self.audio.chime(Chime::Error);
+    }
+
+    /// Hands a playback or reply action to the messages service and waits for its outcome
+    /// (the player answers at once; its long work runs as a job).
+    async fn messages(&self, action: MessageAction) -> Result<(), String> {
+        let Some(m) = &self.messages else {
+            return Err(NO_MESSAGES.to_owned());
+        };
+        let (reply, outcome) = events::Reply::channel();
+        m.send(action, reply);
+        match tokio::time::timeout(Duration::from_secs(2), outcome).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err("voice messages have stopped".to_owned()),
+            Err(_) => Err("the player did not answer".to_owned()),
+        }
     }
 
     /// Volume up or down: in a call the phone's speaker gain (`AT+VGS`), otherwise chimes
@@ -1042,6 +1095,9 @@ impl State {
         phone.link.command(action)
     }
 }
+
+/// Why message actions fail when the service is off.
+const NO_MESSAGES: &str = "the voice messages service is not running (see the log for why)";
 
 /// The speaker gain assumed before the phone reports one (middle of 0–15).
 const VGS_DEFAULT: u8 = 8;

@@ -49,6 +49,8 @@ pub struct Rig {
     pub buttons: MockButtonHandle,
     /// What was played.
     pub audio: MockAudioOutput,
+    /// The microphone: queue fixture recordings with `push_fixture`.
+    pub mic: MockAudioInput,
     /// The host, for expectations and injected failures.
     pub host: MockBluetooth,
     stop: Option<oneshot::Sender<()>>,
@@ -106,10 +108,11 @@ impl Rig {
         let mut all: Vec<Box<dyn ButtonSource>> = vec![Box::new(buttons)];
         all.extend(sources);
         let audio = MockAudioOutput::new();
+        let mic = MockAudioInput::new();
         let hal = Hal {
             bluetooth: Arc::new(host.clone()),
             audio_out: Arc::new(audio.clone()),
-            audio_in: Arc::new(MockAudioInput::new()),
+            audio_in: Arc::new(mic.clone()),
             buttons: all,
             amplifier: None,
         };
@@ -143,6 +146,7 @@ impl Rig {
             phone,
             buttons: button_handle,
             audio,
+            mic,
             host,
             stop: Some(stop),
             _spool: spool,
@@ -153,6 +157,7 @@ impl Rig {
     /// Waits for an event whose line starts with `prefix`; returns the line.
     pub async fn wait(&mut self, prefix: &str) -> String {
         let deadline = tokio::time::Instant::now() + STEP;
+        let mut skipped = Vec::new();
         loop {
             match tokio::time::timeout_at(deadline, self.events.recv()).await {
                 Ok(Ok(e)) => {
@@ -160,12 +165,13 @@ impl Rig {
                     if line.starts_with(prefix) {
                         return line;
                     }
+                    skipped.push(line);
                 }
                 Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
                 Ok(Err(broadcast::error::RecvError::Closed)) => {
                     panic!("daemon stopped waiting for {prefix:?}")
                 }
-                Err(_) => panic!("no event {prefix:?} in time"),
+                Err(_) => panic!("no event {prefix:?} in time; events meanwhile: {skipped:#?}"),
             }
         }
     }
