@@ -892,4 +892,3 @@ async fn decode(codec: Codec, body: Vec<u8>) -> Result<Vec<i16>, String> {
     .await
     .map_err(|e| e.to_string())?
 }
-
