@@ -50,12 +50,12 @@ enum Cmd {
         #[command(subcommand)]
         action: Option<CallAction>,
     },
-    /// Voice messages and replies: play the next, replay, skip, stop; record, send or cancel
-    /// a reply to the message last played.
+    /// Voice messages and replies: list them, play the next (or one by id), replay, skip,
+    /// stop; record, send or cancel a reply to the message last played.
     Messages {
-        /// What to do.
+        /// What to do; without it, list the messages.
         #[command(subcommand)]
-        action: MessageCmd,
+        action: Option<MessageCmd>,
     },
     /// Show the volume, or turn it up or down one step (the call's volume during a call).
     Volume {
@@ -106,8 +106,13 @@ enum PairAction {
 
 #[derive(Debug, Subcommand)]
 enum MessageCmd {
-    /// Play the oldest unplayed message now.
-    Play,
+    /// List the stored messages, oldest first.
+    List,
+    /// Play the oldest unplayed message now, or the message with this id.
+    Play {
+        /// A message id from `codriverctl messages list`.
+        id: Option<String>,
+    },
     /// Play the message last played again.
     Replay,
     /// Cut the message playing short and go on with the next.
@@ -202,6 +207,7 @@ trait Daemon {
 
 const PHONE_INTERFACE: &str = "org.codriver.Codriver1.Phone";
 const CALL_INTERFACE: &str = "org.codriver.Codriver1.Call";
+const MESSAGE_INTERFACE: &str = "org.codriver.Codriver1.Message";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -372,8 +378,59 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
-        Cmd::Messages { action } => match action {
-            MessageCmd::Play => daemon.play_next_message().await?,
+        Cmd::Messages { action } => match action.unwrap_or(MessageCmd::List) {
+            MessageCmd::List => {
+                let objects = Objects::fetch(&conn).await?;
+                let messages = objects.with(MESSAGE_INTERFACE);
+                if json {
+                    let items: Vec<String> = messages.iter().map(|(_, m)| m.json()).collect();
+                    println!("[{}]", items.join(","));
+                } else if messages.is_empty() {
+                    println!("no messages");
+                } else {
+                    for (_, m) in messages {
+                        let from = match m.str("From") {
+                            "" => "unknown",
+                            from => from,
+                        };
+                        let what = match m.str("Kind") {
+                            "voice" => format!(
+                                "voice message, {} s",
+                                (m.i64("DurationMs").max(0) + 999) / 1000
+                            ),
+                            kind => format!("{kind} message"),
+                        };
+                        let state = if m.bool("Playing") {
+                            "playing"
+                        } else if m.bool("Listened") {
+                            "listened"
+                        } else {
+                            "new"
+                        };
+                        println!("{}: {what} from {from} ({state})", m.str("Id"));
+                    }
+                }
+            }
+            MessageCmd::Play { id: None } => daemon.play_next_message().await?,
+            MessageCmd::Play { id: Some(id) } => {
+                let objects = Objects::fetch(&conn).await?;
+                let path = objects
+                    .with(MESSAGE_INTERFACE)
+                    .into_iter()
+                    .find(|(_, m)| m.str("Id") == id)
+                    .map(|(p, _)| p.clone())
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("no message {id} (codriverctl messages list)")
+                    })?;
+                conn.call_method(
+                    Some("org.codriver.Codriver1"),
+                    &path,
+                    Some(MESSAGE_INTERFACE),
+                    "Play",
+                    &(),
+                )
+                .await?;
+            }
             MessageCmd::Replay => daemon.replay_message().await?,
             MessageCmd::Skip => daemon.skip_message().await?,
             MessageCmd::Stop => daemon.stop_message().await?,
@@ -474,6 +531,11 @@ impl Props {
         v.downcast_ref::<i16>()
             .map(i64::from)
             .or_else(|_| v.downcast_ref::<u8>().map(i64::from))
+            .or_else(|_| v.downcast_ref::<u32>().map(i64::from))
+            .or_else(|_| {
+                v.downcast_ref::<u64>()
+                    .map(|n| i64::try_from(n).unwrap_or(i64::MAX))
+            })
             .unwrap_or(-1)
     }
 

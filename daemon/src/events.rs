@@ -363,11 +363,13 @@ pub enum Command {
 }
 
 /// What the driver can do with voice messages and replies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum MessageAction {
     /// Play the oldest unplayed message now (cutting the current one short).
     PlayNext,
+    /// Play the message with this id now (cutting the current one short), listened or not.
+    Play(String),
     /// Play the message last played (or playing) again from the start.
     Replay,
     /// Cut the current message short and go on with the next one.
@@ -384,9 +386,10 @@ pub enum MessageAction {
 
 impl MessageAction {
     /// The action's name, as in the config's action names.
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &'static str {
         match self {
             MessageAction::PlayNext => "play-next-message",
+            MessageAction::Play(_) => "play-message",
             MessageAction::Replay => "replay",
             MessageAction::Skip => "skip",
             MessageAction::Stop => "stop",

@@ -207,6 +207,7 @@ impl Daemon {
                     events: events.clone(),
                     snapshot: snapshot.subscribe(),
                 },
+                messages.as_ref().map(|m| m.control.watch()),
             )
             .await
             {

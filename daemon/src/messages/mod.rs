@@ -129,9 +129,52 @@ pub(crate) struct Shared {
     pub(crate) outbox: watch::Sender<u64>,
 }
 
-/// What the messages service is doing, for the controls' contexts.
+/// One stored message, as the D-Bus message objects show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageSummary {
+    /// The phone's id for it.
+    pub id: String,
+    /// `voice` or `text`.
+    pub kind: &'static str,
+    /// The sender's display name ("" when the phone gave none).
+    pub from: String,
+    /// The conversation's name, else its id.
+    pub conversation: String,
+    /// Voice messages: the length the phone announced, in ms; 0 for text.
+    pub duration_ms: u32,
+    /// When the car received it, ms since the Unix epoch.
+    pub received_ms: u64,
+    /// Played (or being played) at least once.
+    pub listened: bool,
+}
+
+impl MessageSummary {
+    fn of(entry: &Entry) -> Self {
+        let m = &entry.meta;
+        MessageSummary {
+            id: m.id.clone(),
+            kind: match m.kind {
+                Kind::Voice => "voice",
+                Kind::Text => "text",
+            },
+            from: m.sender_name.clone(),
+            conversation: if m.conversation_name.is_empty() {
+                m.conversation_id.clone()
+            } else {
+                m.conversation_name.clone()
+            },
+            duration_ms: m.duration_ms,
+            received_ms: m.received_ms,
+            listened: entry.listened,
+        }
+    }
+}
+
+/// What the messages service is doing, for the controls' contexts and the D-Bus objects.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MessagesStatus {
+    /// Every message in the spool, oldest first (bounded by the retention limits).
+    pub messages: Vec<MessageSummary>,
     /// Unplayed messages in the spool.
     pub waiting: usize,
     /// The message playing now.
@@ -174,6 +217,11 @@ impl MessagesControl {
     /// What the service is doing now.
     pub fn status(&self) -> MessagesStatus {
         self.status.borrow().clone()
+    }
+
+    /// Follows the status as it changes (the D-Bus message objects).
+    pub fn watch(&self) -> watch::Receiver<MessagesStatus> {
+        self.status.clone()
     }
 }
 
@@ -374,14 +422,14 @@ impl Player {
     async fn run(mut self) {
         let arrived = self.speech.shared.arrived.clone();
         loop {
-            let (next, waiting) = self.next_message().await;
+            let (next, waiting, messages) = self.next_message().await;
             if self.job.is_none()
                 && self.autoplay
                 && let Some(entry) = next
             {
                 self.start_playing(entry, false);
             }
-            self.publish_status(waiting);
+            self.publish_status(waiting, messages);
             let job = async {
                 match &mut self.job {
                     Some(job) => (&mut job.task).await,
@@ -399,8 +447,8 @@ impl Player {
         }
     }
 
-    /// The oldest unplayed message and how many wait.
-    async fn next_message(&self) -> (Option<Entry>, usize) {
+    /// The oldest unplayed message, how many wait, and every stored message oldest first.
+    async fn next_message(&self) -> (Option<Entry>, usize, Vec<MessageSummary>) {
         let skipped = self.skipped.clone();
         let found = self
             .speech
@@ -415,17 +463,20 @@ impl Player {
                     .iter()
                     .min_by_key(|e| (e.meta.received_ms, e.meta.id.clone()))
                     .map(|e| (*e).clone());
-                Ok((next, waiting.len()))
+                let mut all: Vec<MessageSummary> = s.entries().map(MessageSummary::of).collect();
+                all.sort_by(|a, b| (a.received_ms, &a.id).cmp(&(b.received_ms, &b.id)));
+                Ok((next, waiting.len(), all))
             })
             .await;
         found.unwrap_or_else(|e| {
             tracing::error!(error = %e, "cannot read the spool");
-            (None, 0)
+            (None, 0, Vec::new())
         })
     }
 
-    fn publish_status(&self, waiting: usize) {
+    fn publish_status(&self, waiting: usize, messages: Vec<MessageSummary>) {
         let status = MessagesStatus {
+            messages,
             waiting,
             playing: match &self.job {
                 Some(Job {
@@ -544,6 +595,25 @@ impl Player {
                 } else {
                     Err("no message is playing".to_owned())
                 }
+            }
+            MessageAction::Play(id) => {
+                if self.recording().is_some() {
+                    return Err("a reply is being recorded".to_owned());
+                }
+                let wanted = id.clone();
+                let entry = self
+                    .speech
+                    .shared
+                    .spool
+                    .with(move |s| Ok(s.entries().find(|e| e.meta.id == wanted).cloned()))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(|| format!("no message {id}"))?;
+                self.stop_playing();
+                self.autoplay = true;
+                let replay = entry.listened;
+                self.start_playing(entry, replay);
+                Ok(())
             }
             MessageAction::Replay => {
                 if self.recording().is_some() {
