@@ -32,6 +32,7 @@ if ((${#missing[@]})); then
         sudo="sudo"
     fi
     echo "setup: installing ${missing[*]}"
-    $sudo apt-get update -qq
+    # A mirror mid-sync can fail one index; the install below says whether it mattered.
+    $sudo apt-get update -qq || echo "setup: apt-get update reported errors; trying the lists it has" >&2
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
