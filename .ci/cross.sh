@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Cross-build the whole workspace for the Raspberry Pi (aarch64) on a plain Debian 12 machine
-# (no cross, no docker) and run the unit tests under qemu-user.
+# Cross-build the whole workspace for the Raspberry Pi on a plain Debian 12 machine (no cross,
+# no docker) and run the unit tests under qemu-user: aarch64 (64-bit Raspberry Pi OS) by
+# default, armv7 (32-bit Raspberry Pi OS, armhf) with CROSS_TARGET.
 #
 #   .ci/cross.sh                      # build + unit tests for aarch64-unknown-linux-gnu
+#   CROSS_TARGET=armv7-unknown-linux-gnueabihf .ci/cross.sh   # the same for 32-bit armhf
 #   CROSS_SKIP_TESTS=1 .ci/cross.sh   # build only
 #   CROSS_NO_APT=1 .ci/cross.sh       # never touch apt (fail if something is missing)
 #   CARGO_TARGET_DIR=/somewhere .ci/cross.sh   # honoured if set; default is target/
@@ -14,7 +16,7 @@
 #   - rustup target aarch64-unknown-linux-gnu (if its std can't be installed: loud WARNING, exit 0)
 #   - Debian's cross gcc, qemu-user-static, and the arm64 multiarch -dev packages
 #     (dpkg --add-architecture arm64; libdbus-1-dev:arm64 libasound2-dev:arm64 libudev-dev:arm64
-#     libsbc-dev:arm64 libspeexdsp-dev:arm64)
+#     libsbc-dev:arm64 libspeexdsp-dev:arm64 libopus-dev:arm64)
 #   - linker, C compiler and pkg-config for the target, scoped to the target triple so that
 #     host build scripts keep using the host's pkg-config paths
 #   - qemu-aarch64-static as cargo's runner (binfmt_misc is not assumed: containers often lack it).
@@ -23,9 +25,19 @@
 #     mixes two glibc builds and hangs at the first thread (see `pick_qemu_prefix`).
 set -euo pipefail
 
-TARGET=aarch64-unknown-linux-gnu
-DEB_ARCH=arm64
-GNU_TRIPLE=aarch64-linux-gnu
+TARGET=${CROSS_TARGET:-aarch64-unknown-linux-gnu}
+case $TARGET in
+    aarch64-unknown-linux-gnu)
+        DEB_ARCH=arm64 GNU_TRIPLE=aarch64-linux-gnu QEMU=qemu-aarch64-static
+        LOADER=/lib/ld-linux-aarch64.so.1 ;;
+    armv7-unknown-linux-gnueabihf)
+        DEB_ARCH=armhf GNU_TRIPLE=arm-linux-gnueabihf QEMU=qemu-arm-static
+        LOADER=/lib/ld-linux-armhf.so.3 ;;
+    *) echo "cross.sh: unsupported CROSS_TARGET $TARGET" >&2; exit 2 ;;
+esac
+# Environment variable spellings of the target: CC_<t>, CARGO_TARGET_<T>_LINKER.
+T_LOWER=${TARGET//-/_}
+T_UPPER=$(echo "$T_LOWER" | tr '[:lower:]' '[:upper:]')
 
 cd "$(dirname "$0")/.."
 MODE="build"
@@ -37,7 +49,7 @@ warn_skip() {
     cat >&2 <<EOF
 
 ################################################################################
-##  WARNING: the aarch64 cross-build and qemu test step is SKIPPED.
+##  WARNING: the ${TARGET} cross-build and qemu test step is SKIPPED.
 ##
 ##  Reason: $1
 ##
@@ -78,8 +90,10 @@ apt_get() {
 }
 
 host_pkgs=(gcc-"$GNU_TRIPLE" libc6-dev-"$DEB_ARCH"-cross qemu-user-static pkg-config)
+# libopus-dev: Opus voice messages and replies (the opus crate links the system libopus).
 target_pkgs=(libdbus-1-dev:"$DEB_ARCH" libasound2-dev:"$DEB_ARCH" libudev-dev:"$DEB_ARCH" libc6:"$DEB_ARCH"
-    libsbc-dev:"$DEB_ARCH" libspeexdsp-dev:"$DEB_ARCH") # call audio: mSBC, SpeexDSP
+    libsbc-dev:"$DEB_ARCH" libspeexdsp-dev:"$DEB_ARCH" # call audio: mSBC, SpeexDSP
+    libopus-dev:"$DEB_ARCH")
 
 if ! installed "${host_pkgs[@]}" "${target_pkgs[@]}"; then
     if [ -n "${CROSS_NO_APT:-}" ]; then
@@ -90,22 +104,24 @@ if ! installed "${host_pkgs[@]}" "${target_pkgs[@]}"; then
     if ! dpkg --print-foreign-architectures | grep -qx "$DEB_ARCH"; then
         "${SUDO[@]}" dpkg --add-architecture "$DEB_ARCH" >&2
     fi
-    apt_get update -q >&2
+    # A mirror mid-sync can fail one index (seen: bookworm-security armhf "File has unexpected
+    # size"); what matters is whether the packages can then be installed.
+    apt_get update -q >&2 || log "apt-get update reported errors; installing from the lists it has"
     # The :arm64 -dev packages are Multi-Arch: same; they co-install with the amd64 ones only at the
     # exact same version, so let apt move the amd64 ones along if the archive has a newer one.
     apt_get install -y -q --no-install-recommends "${host_pkgs[@]}" "${target_pkgs[@]}" \
-        libdbus-1-dev libasound2-dev libudev-dev libsbc-dev libspeexdsp-dev >&2
+        libdbus-1-dev libasound2-dev libudev-dev libsbc-dev libspeexdsp-dev libopus-dev >&2
 fi
 
 # --- 3. Toolchain environment, scoped to the target -----------------------------------------------
-export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER="$GNU_TRIPLE-gcc"
-export CC_aarch64_unknown_linux_gnu="$GNU_TRIPLE-gcc"
-export AR_aarch64_unknown_linux_gnu="$GNU_TRIPLE-ar"
+export "CARGO_TARGET_${T_UPPER}_LINKER=$GNU_TRIPLE-gcc"
+export "CC_${T_LOWER}=$GNU_TRIPLE-gcc"
+export "AR_${T_LOWER}=$GNU_TRIPLE-ar"
 # pkg-config crate: target-suffixed variables win over the plain ones and leave host builds alone.
-export PKG_CONFIG_ALLOW_CROSS_aarch64_unknown_linux_gnu=1
-export PKG_CONFIG_LIBDIR_aarch64_unknown_linux_gnu="/usr/lib/$GNU_TRIPLE/pkgconfig:/usr/share/pkgconfig"
-export PKG_CONFIG_PATH_aarch64_unknown_linux_gnu=
-export PKG_CONFIG_SYSROOT_DIR_aarch64_unknown_linux_gnu=/
+export "PKG_CONFIG_ALLOW_CROSS_${T_LOWER}=1"
+export "PKG_CONFIG_LIBDIR_${T_LOWER}=/usr/lib/$GNU_TRIPLE/pkgconfig:/usr/share/pkgconfig"
+export "PKG_CONFIG_PATH_${T_LOWER}="
+export "PKG_CONFIG_SYSROOT_DIR_${T_LOWER}=/"
 
 pick_qemu_prefix() {
     # Debian's multiarch libc6:arm64 (pulled in by the :arm64 -dev packages) provides
@@ -115,7 +131,7 @@ pick_qemu_prefix() {
     # `-L`), the loader comes from libc6-arm64-cross but libc.so.6 from libc6:arm64, and every
     # binary hangs when it starts its first thread. So: no prefix whenever the multiarch
     # loader exists.
-    if [ -e /lib/ld-linux-aarch64.so.1 ]; then
+    if [ -e "$LOADER" ]; then
         unset QEMU_LD_PREFIX
     else
         # Without libc6:arm64 (CROSS_NO_APT on a machine lacking it), the cross toolchain's
@@ -124,10 +140,10 @@ pick_qemu_prefix() {
     fi
 }
 pick_qemu_prefix
-export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER=qemu-aarch64-static
+export "CARGO_TARGET_${T_UPPER}_RUNNER=$QEMU"
 
 if [ "$MODE" = env ]; then
-    export -p | grep -E ' (CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_[A-Z]+|[A-Z_]+_aarch64_unknown_linux_gnu|QEMU_LD_PREFIX)='
+    export -p | grep -E " (CARGO_TARGET_${T_UPPER}_[A-Z]+|[A-Z_]+_${T_LOWER}|QEMU_LD_PREFIX)="
     [ -n "${QEMU_LD_PREFIX:-}" ] || echo "unset QEMU_LD_PREFIX"
     exit 0
 fi
@@ -141,9 +157,9 @@ cargo build "${locked[@]}" --workspace --all-targets --target "$TARGET"
 t2=$(date +%s)
 
 if [ -z "${CROSS_SKIP_TESTS:-}" ]; then
-    log "cargo test (unit tests: --lib --bins) under qemu-aarch64-static${QEMU_LD_PREFIX:+ (QEMU_LD_PREFIX=$QEMU_LD_PREFIX)}"
+    log "cargo test (unit tests: --lib --bins) under $QEMU${QEMU_LD_PREFIX:+ (QEMU_LD_PREFIX=$QEMU_LD_PREFIX)}"
     cargo test "${locked[@]}" --workspace --target "$TARGET" --lib --bins
 fi
 t3=$(date +%s)
 
-log "aarch64 done: setup $((t1 - t0))s, build $((t2 - t1))s, tests $((t3 - t2))s, total $((t3 - t0))s"
+log "$TARGET done: setup $((t1 - t0))s, build $((t2 - t1))s, tests $((t3 - t2))s, total $((t3 - t0))s"

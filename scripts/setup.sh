@@ -11,6 +11,7 @@ packages=(
     libudev-dev       # evdev device discovery
     libsbc-dev        # mSBC (wide-band calls) through libsbc, codriver-callaudio's FFI
     libspeexdsp-dev   # call echo cancellation, noise suppression and resampling (SpeexDSP)
+    libopus-dev       # Opus voice messages and replies (the opus crate links the system libopus)
     dbus-daemon       # tests start their own private bus
     python3-dbusmock  # the mock BlueZ those tests run on the private bus
 )
@@ -31,6 +32,7 @@ if ((${#missing[@]})); then
         sudo="sudo"
     fi
     echo "setup: installing ${missing[*]}"
-    $sudo apt-get update -qq
+    # A mirror mid-sync can fail one index; the install below says whether it mattered.
+    $sudo apt-get update -qq || echo "setup: apt-get update reported errors; trying the lists it has" >&2
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi

@@ -50,8 +50,13 @@ enum Cmd {
         #[command(subcommand)]
         action: Option<CallAction>,
     },
-    /// Voice messages (not available yet).
-    Messages,
+    /// Voice messages and replies: list them, play the next (or one by id), replay, skip,
+    /// stop; record, send or cancel a reply to the message last played.
+    Messages {
+        /// What to do; without it, list the messages.
+        #[command(subcommand)]
+        action: Option<MessageCmd>,
+    },
     /// Show the volume, or turn it up or down one step (the call's volume during a call).
     Volume {
         /// `up` or `down`; without it, show the volume.
@@ -97,6 +102,29 @@ enum PairAction {
     Approve,
     /// Reject the phone waiting to pair.
     Reject,
+}
+
+#[derive(Debug, Subcommand)]
+enum MessageCmd {
+    /// List the stored messages, oldest first.
+    List,
+    /// Play the oldest unplayed message now, or the message with this id.
+    Play {
+        /// A message id from `codriverctl messages list`.
+        id: Option<String>,
+    },
+    /// Play the message last played again.
+    Replay,
+    /// Cut the message playing short and go on with the next.
+    Skip,
+    /// Stop playback.
+    Stop,
+    /// Record a voice reply to the message last played (after the beep; silence ends it).
+    Reply,
+    /// Finish the recording and send the reply.
+    Send,
+    /// Throw the recording away.
+    Cancel,
 }
 
 #[derive(Debug, Subcommand)]
@@ -166,12 +194,20 @@ trait Daemon {
     fn voice_assistant(&self) -> zbus::Result<()>;
     fn volume_up(&self) -> zbus::Result<()>;
     fn volume_down(&self) -> zbus::Result<()>;
+    fn play_next_message(&self) -> zbus::Result<()>;
+    fn replay_message(&self) -> zbus::Result<()>;
+    fn skip_message(&self) -> zbus::Result<()>;
+    fn stop_message(&self) -> zbus::Result<()>;
+    fn record_reply(&self) -> zbus::Result<()>;
+    fn send_reply(&self) -> zbus::Result<()>;
+    fn cancel_reply(&self) -> zbus::Result<()>;
     #[zbus(signal)]
     fn event(&self, line: String) -> zbus::Result<()>;
 }
 
 const PHONE_INTERFACE: &str = "org.codriver.Codriver1.Phone";
 const CALL_INTERFACE: &str = "org.codriver.Codriver1.Call";
+const MESSAGE_INTERFACE: &str = "org.codriver.Codriver1.Message";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -188,14 +224,6 @@ fn main() -> ExitCode {
             &mut std::io::stdout(),
         );
         return ExitCode::SUCCESS;
-    }
-    if let Cmd::Messages = cli.command {
-        // Voice messages arrive with the messages service; say so instead of failing obscurely.
-        eprintln!("codriverctl: messages are not available yet in this codriverd");
-        if cli.json {
-            println!("{{\"error\":\"messages are not available yet\"}}");
-        }
-        return ExitCode::FAILURE;
     }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -350,6 +378,66 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
+        Cmd::Messages { action } => match action.unwrap_or(MessageCmd::List) {
+            MessageCmd::List => {
+                let objects = Objects::fetch(&conn).await?;
+                let messages = objects.with(MESSAGE_INTERFACE);
+                if json {
+                    let items: Vec<String> = messages.iter().map(|(_, m)| m.json()).collect();
+                    println!("[{}]", items.join(","));
+                } else if messages.is_empty() {
+                    println!("no messages");
+                } else {
+                    for (_, m) in messages {
+                        let from = match m.str("From") {
+                            "" => "unknown",
+                            from => from,
+                        };
+                        let what = match m.str("Kind") {
+                            "voice" => format!(
+                                "voice message, {} s",
+                                (m.i64("DurationMs").max(0) + 999) / 1000
+                            ),
+                            kind => format!("{kind} message"),
+                        };
+                        let state = if m.bool("Playing") {
+                            "playing"
+                        } else if m.bool("Listened") {
+                            "listened"
+                        } else {
+                            "new"
+                        };
+                        println!("{}: {what} from {from} ({state})", m.str("Id"));
+                    }
+                }
+            }
+            MessageCmd::Play { id: None } => daemon.play_next_message().await?,
+            MessageCmd::Play { id: Some(id) } => {
+                let objects = Objects::fetch(&conn).await?;
+                let path = objects
+                    .with(MESSAGE_INTERFACE)
+                    .into_iter()
+                    .find(|(_, m)| m.str("Id") == id)
+                    .map(|(p, _)| p.clone())
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("no message {id} (codriverctl messages list)")
+                    })?;
+                conn.call_method(
+                    Some("org.codriver.Codriver1"),
+                    &path,
+                    Some(MESSAGE_INTERFACE),
+                    "Play",
+                    &(),
+                )
+                .await?;
+            }
+            MessageCmd::Replay => daemon.replay_message().await?,
+            MessageCmd::Skip => daemon.skip_message().await?,
+            MessageCmd::Stop => daemon.stop_message().await?,
+            MessageCmd::Reply => daemon.record_reply().await?,
+            MessageCmd::Send => daemon.send_reply().await?,
+            MessageCmd::Cancel => daemon.cancel_reply().await?,
+        },
         Cmd::Assistant => daemon.voice_assistant().await?,
         Cmd::StopReconnecting => daemon.stop_reconnecting().await?,
         Cmd::Watch => {
@@ -371,7 +459,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         // Handled before connecting.
-        Cmd::Completions { .. } | Cmd::Messages => {}
+        Cmd::Completions { .. } => {}
     }
     Ok(())
 }
@@ -443,6 +531,11 @@ impl Props {
         v.downcast_ref::<i16>()
             .map(i64::from)
             .or_else(|_| v.downcast_ref::<u8>().map(i64::from))
+            .or_else(|_| v.downcast_ref::<u32>().map(i64::from))
+            .or_else(|_| {
+                v.downcast_ref::<u64>()
+                    .map(|n| i64::try_from(n).unwrap_or(i64::MAX))
+            })
             .unwrap_or(-1)
     }
 

@@ -52,6 +52,9 @@ async fn codriverctl_approves_pairing_and_watches_events() {
 
     let mut config = Config::default();
     config.pairing.policy = PairingPolicy::Dbus;
+    // The messages service always runs; keep its spool out of /var/lib.
+    let spool = tempfile::tempdir().unwrap();
+    config.messages.spool_directory = spool.path().to_owned();
     let host = MockBluetooth::new();
     let radio = host.radio();
     let hal = Hal {

@@ -1,7 +1,8 @@
 //! The phone and call objects of the D-Bus API on a private, system-like bus, with
 //! `codriverctl` as the client: a known phone reconnects, a call rings, `codriverctl` lists,
 //! answers, sends DTMF, holds and turns the volume up, and the call object goes away when the
-//! far end hangs up. Also checks that the introspection XML in `docs/dbus/` matches what the
+//! far end hangs up; a text message from the phone's messaging app becomes a message object
+//! that `codriverctl messages` lists and plays. Also checks that the introspection XML in `docs/dbus/` matches what the
 //! daemon serves (`CODRIVER_BLESS=1` rewrites those files from the live objects).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -10,12 +11,14 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
+use codriver_companion::{Event, TextMessage};
 use codriver_config::Config;
 use codriver_daemon::Daemon;
 use codriver_daemon::events::DaemonEvent;
 use codriver_hal::mock::{MockAudioInput, MockAudioOutput, MockBluetooth};
 use codriver_hal::{DeviceInfo, Hal};
 use codriver_phone_sim::ag::{AgEvent, Profile};
+use codriver_phone_sim::companion::CompanionPhone;
 use codriver_phone_sim::{AgCommand, AgLink, PhoneSpec, SimulatedPhone};
 use codriver_tests::private_bus::PrivateBus;
 
@@ -173,7 +176,17 @@ async fn phones_and_calls_as_objects_driven_by_codriverctl() {
         buttons: Vec::new(),
         amplifier: None,
     };
-    let daemon = Daemon::new(Config::default(), hal);
+    let mut config = Config::default();
+    // The messages service always runs; keep its spool out of /var/lib.
+    let spool = tempfile::tempdir().unwrap();
+    config.messages.spool_directory = spool.path().to_owned();
+    let companion_addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    config.messages.companion_tcp = Some(companion_addr);
+    config.messages.tts_command = "/nonexistent/espeak-ng".into();
+    let daemon = Daemon::new(config, hal);
     let handle = daemon.handle();
     let mut events = handle.subscribe();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -277,10 +290,53 @@ async fn phones_and_calls_as_objects_driven_by_codriverctl() {
     link.command(AgCommand::RemoteHangup).await.unwrap();
     until_ctl(&bus, &["calls"], "no calls").await;
 
-    // Not connected to the daemon at all.
-    let (ok, _, err) = ctl(&bus, &["messages"]);
+    // Nothing in the spool: a typed error that says so.
+    let (ok, _, err) = ctl_async(&bus, &["messages", "play"]).await;
     assert!(!ok);
-    assert!(err.contains("not available yet"), "{err}");
+    assert!(err.contains("no message is waiting"), "{err}");
+
+    // A text message from the phone's messaging app becomes a message object.
+    let mut app = CompanionPhone::connect(companion_addr).await.unwrap();
+    app.handshake(STEP).await.unwrap();
+    app.send_text(TextMessage {
+        id: "t1".into(),
+        sender_id: "bob@sim".into(),
+        sender_name: "Bob".into(),
+        conversation_id: "conv-2".into(),
+        conversation_name: "Bob".into(),
+        timestamp_ms: 1_700_000_000_000,
+        text: "On my way".into(),
+    })
+    .await
+    .unwrap();
+    app.wait_for(
+        "t1",
+        STEP,
+        |e| matches!(e, Event::Delivered { id } if id == "t1"),
+    )
+    .await
+    .unwrap();
+    let listed = until_ctl(&bus, &["messages"], "t1: text message from Bob").await;
+    assert!(listed.lines().count() == 1, "{listed}");
+    let json = until_ctl(&bus, &["--json", "messages", "list"], "\"listened\":true").await;
+    assert!(json.contains("\"conversation\":\"Bob\""), "{json}");
+    assert!(json.contains("\"received\":"), "{json}");
+    check_introspection(
+        &client,
+        "/org/codriver/Codriver1/message/1",
+        "org.codriver.Codriver1.Message",
+    )
+    .await;
+    let (ok, _, err) = ctl_async(&bus, &["messages", "play", "t1"]).await;
+    assert!(ok, "{err}");
+    wait_for(
+        &mut events,
+        |e| matches!(e, DaemonEvent::MessagePlayed { id } if id == "t1"),
+    )
+    .await;
+    let (ok, _, err) = ctl_async(&bus, &["messages", "play", "nope"]).await;
+    assert!(!ok);
+    assert!(err.contains("no message nope"), "{err}");
     let (ok, script, _) = ctl(&bus, &["completions", "bash"]);
     assert!(ok && script.contains("codriverctl"), "{script}");
     let (ok, volume, _) = ctl(&bus, &["--json", "volume"]);

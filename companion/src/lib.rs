@@ -30,6 +30,8 @@
 //! assert!(phone.is_connected());
 //! ```
 
+#[cfg(feature = "opus")]
+pub mod audio;
 mod car;
 mod codec;
 mod error;

@@ -69,6 +69,9 @@ async fn run(iterations: usize) -> Vec<Duration> {
     let (buttons, presses) = MockButtons::new();
     let mut config = Config::default();
     config.dbus.enabled = false;
+    // The messages service always runs; keep its spool out of /var/lib.
+    config.messages.spool_directory =
+        std::env::temp_dir().join(format!("codriver-bench-{}", std::process::id()));
     config.controls.bindings = [("up", Action::VolumeUp), ("down", Action::VolumeDown)]
         .into_iter()
         .map(|(button, action)| BindingConfig {

@@ -267,6 +267,22 @@ impl AudioRouter {
         }
     }
 
+    /// Waits until something above `focus` holds the speakers (a call starting during a
+    /// reply recording).
+    pub async fn wait_until_above(&self, focus: Focus) {
+        let mut rx = self.inner.active.subscribe();
+        loop {
+            let top = rx.borrow_and_update().keys().next_back().copied();
+            if top.is_some_and(|top| top > focus) {
+                return;
+            }
+            // The sender lives in `self`; `changed` cannot fail while we hold it.
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
     /// The highest focus currently held.
     pub fn current_focus(&self) -> Option<Focus> {
         self.inner.active.borrow().keys().next_back().copied()
@@ -428,6 +444,19 @@ mod tests {
         let chime = r.hold(Focus::Chime);
         drop(call);
         waiting.await.unwrap();
+        drop(chime);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_recording_notices_a_call_taking_the_speakers() {
+        let (r, _out, _amp) = router(LowerPriority::Duck(0.25));
+        let r2 = r.clone();
+        let noticing = tokio::spawn(async move { r2.wait_until_above(Focus::VoiceMessage).await });
+        let chime = r.hold(Focus::Chime);
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        assert!(!noticing.is_finished(), "a chime is not a call");
+        let _call = r.hold(Focus::Call);
+        noticing.await.unwrap();
         drop(chime);
     }
 

@@ -33,8 +33,10 @@ use zbus::{connection, interface};
 use codriver_hal::Address;
 
 use crate::events::{
-    CallAction, CallSnapshot, Command, DaemonEvent, DaemonHandle, PhoneSnapshot, Snapshot,
+    CallAction, CallSnapshot, Command, DaemonEvent, DaemonHandle, MessageAction, PhoneSnapshot,
+    Snapshot,
 };
+use crate::messages::{MessageSummary, MessagesStatus};
 
 /// The well-known bus name.
 pub const BUS_NAME: &str = "org.codriver.Codriver1";
@@ -80,6 +82,15 @@ struct Status {
 pub struct DaemonApi {
     handle: DaemonHandle,
     status: Arc<Mutex<Status>>,
+}
+
+impl DaemonApi {
+    async fn messages(&self, action: MessageAction) -> Result<(), ApiError> {
+        Ok(self
+            .handle
+            .request(|r| Command::Messages(action, r))
+            .await?)
+    }
 }
 
 #[interface(name = "org.codriver.Codriver1.Daemon")]
@@ -216,6 +227,42 @@ impl DaemonApi {
     /// One step quieter: the call in a call, otherwise chimes and messages.
     async fn volume_down(&self) -> Result<(), ApiError> {
         Ok(self.handle.request(|r| Command::Volume(false, r)).await?)
+    }
+
+    /// Plays the oldest unplayed voice or text message now.
+    async fn play_next_message(&self) -> Result<(), ApiError> {
+        self.messages(MessageAction::PlayNext).await
+    }
+
+    /// Plays the message last played (or playing) again.
+    async fn replay_message(&self) -> Result<(), ApiError> {
+        self.messages(MessageAction::Replay).await
+    }
+
+    /// Cuts the message playing short and goes on with the next one.
+    async fn skip_message(&self) -> Result<(), ApiError> {
+        self.messages(MessageAction::Skip).await
+    }
+
+    /// Stops message playback; unplayed messages wait for `PlayNextMessage`.
+    async fn stop_message(&self) -> Result<(), ApiError> {
+        self.messages(MessageAction::Stop).await
+    }
+
+    /// Records a voice reply to the message last played (start tone, then the microphone
+    /// until `SendReply`, silence or the configured maximum); while recording, sends it.
+    async fn record_reply(&self) -> Result<(), ApiError> {
+        self.messages(MessageAction::RecordReply).await
+    }
+
+    /// Finishes the recording and sends the reply.
+    async fn send_reply(&self) -> Result<(), ApiError> {
+        self.messages(MessageAction::SendReply).await
+    }
+
+    /// Throws the recording away.
+    async fn cancel_reply(&self) -> Result<(), ApiError> {
+        self.messages(MessageAction::CancelReply).await
     }
 
     /// Chime and message volume, percent.
@@ -438,6 +485,80 @@ impl CallApi {
     }
 }
 
+/// The `org.codriver.Codriver1.Message` interface of one stored voice or text message.
+#[derive(Debug)]
+pub struct MessageApi {
+    handle: DaemonHandle,
+    shown: MessageSummary,
+    playing: bool,
+}
+
+#[interface(name = "org.codriver.Codriver1.Message")]
+impl MessageApi {
+    /// The phone's id for the message.
+    #[zbus(property)]
+    fn id(&self) -> String {
+        self.shown.id.clone()
+    }
+
+    /// `voice` or `text`.
+    #[zbus(property)]
+    fn kind(&self) -> String {
+        self.shown.kind.to_owned()
+    }
+
+    /// The sender's display name, "" when the phone gave none.
+    #[zbus(property)]
+    fn from(&self) -> String {
+        self.shown.from.clone()
+    }
+
+    /// The conversation's name (or id).
+    #[zbus(property)]
+    fn conversation(&self) -> String {
+        self.shown.conversation.clone()
+    }
+
+    /// A voice message's length in milliseconds; 0 for text.
+    #[zbus(property)]
+    fn duration_ms(&self) -> u32 {
+        self.shown.duration_ms
+    }
+
+    /// When the car received it, milliseconds since the Unix epoch.
+    #[zbus(property)]
+    fn received(&self) -> u64 {
+        self.shown.received_ms
+    }
+
+    /// It was played (or is playing) at least once.
+    #[zbus(property)]
+    fn listened(&self) -> bool {
+        self.shown.listened
+    }
+
+    /// It is playing now.
+    #[zbus(property)]
+    fn playing(&self) -> bool {
+        self.playing
+    }
+
+    /// Plays this message now, cutting short whatever message plays; a call still comes
+    /// first. `Daemon.RecordReply` afterwards answers it.
+    async fn play(&self) -> Result<(), ApiError> {
+        let id = self.shown.id.clone();
+        Ok(self
+            .handle
+            .request(|r| Command::Messages(MessageAction::Play(id), r))
+            .await?)
+    }
+}
+
+/// The object path of stored message number `n`: `/org/codriver/Codriver1/message/<n>`.
+pub fn message_path(n: u32) -> zbus::zvariant::Result<OwnedObjectPath> {
+    ObjectPath::try_from(format!("{OBJECT_PATH}/message/{n}")).map(OwnedObjectPath::from)
+}
+
 /// The object path of a phone: `/org/codriver/Codriver1/phone/AA_BB_CC_DD_EE_FF`.
 pub fn phone_path(device: Address) -> zbus::zvariant::Result<OwnedObjectPath> {
     let path = format!(
@@ -484,8 +605,13 @@ impl Drop for Api {
     }
 }
 
-/// Serves the API on the configured bus and requests [`BUS_NAME`].
-pub async fn serve(config: &DbusConfig, handle: DaemonHandle) -> zbus::Result<Api> {
+/// Serves the API on the configured bus and requests [`BUS_NAME`]. `messages` follows the
+/// messages service for the message objects (none without it).
+pub async fn serve(
+    config: &DbusConfig,
+    handle: DaemonHandle,
+    messages: Option<watch::Receiver<MessagesStatus>>,
+) -> zbus::Result<Api> {
     let status = Arc::new(Mutex::new(Status::default()));
     let events = handle.subscribe();
     let snapshot = handle.snapshot();
@@ -509,7 +635,7 @@ pub async fn serve(config: &DbusConfig, handle: DaemonHandle) -> zbus::Result<Ap
         .interface::<_, DaemonApi>(OBJECT_PATH)
         .await?;
     let forwarder = tokio::spawn(forward(events, emitter, iface, status));
-    let mirror = tokio::spawn(mirror(conn.clone(), handle, snapshot));
+    let mirror = tokio::spawn(mirror(conn.clone(), handle, snapshot, messages));
     tracing::info!(bus = %config.bus, name = BUS_NAME, "D-Bus API ready");
     Ok(Api {
         connection: conn,
@@ -517,22 +643,99 @@ pub async fn serve(config: &DbusConfig, handle: DaemonHandle) -> zbus::Result<Ap
     })
 }
 
-/// Keeps the phone and call objects in step with the daemon's [`Snapshot`]: adds and removes
-/// objects, updates properties and emits `PropertiesChanged` for the ones that changed.
+/// Keeps the phone and call objects in step with the daemon's [`Snapshot`], and the message
+/// objects with the messages service's status: adds and removes objects, updates properties
+/// and emits `PropertiesChanged` for the ones that changed.
 async fn mirror(
     conn: zbus::Connection,
     handle: DaemonHandle,
     mut snapshot: watch::Receiver<Snapshot>,
+    mut messages: Option<watch::Receiver<MessagesStatus>>,
 ) {
     let mut objects = Objects::default();
+    let mut shown_messages = MessageObjects::default();
     loop {
         let now = snapshot.borrow_and_update().clone();
         if let Err(e) = objects.sync(&conn, &handle, &now).await {
             tracing::warn!(error = %e, "D-Bus phone and call objects not updated");
         }
-        if snapshot.changed().await.is_err() {
-            return;
+        if let Some(rx) = messages.as_mut() {
+            let status = rx.borrow_and_update().clone();
+            if let Err(e) = shown_messages.sync(&conn, &handle, &status).await {
+                tracing::warn!(error = %e, "D-Bus message objects not updated");
+            }
         }
+        let messages_changed = async {
+            match messages.as_mut() {
+                Some(rx) => rx.changed().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            changed = snapshot.changed() => if changed.is_err() { return },
+            changed = messages_changed => if changed.is_err() { messages = None },
+        }
+    }
+}
+
+/// The message objects served now, by message id.
+#[derive(Debug, Default)]
+struct MessageObjects {
+    served: BTreeMap<String, u32>,
+    next: u32,
+}
+
+impl MessageObjects {
+    async fn sync(
+        &mut self,
+        conn: &zbus::Connection,
+        handle: &DaemonHandle,
+        status: &MessagesStatus,
+    ) -> zbus::Result<()> {
+        let server = conn.object_server();
+        let wanted: BTreeMap<&str, &MessageSummary> =
+            status.messages.iter().map(|m| (m.id.as_str(), m)).collect();
+        let gone: Vec<String> = self
+            .served
+            .keys()
+            .filter(|id| !wanted.contains_key(id.as_str()))
+            .cloned()
+            .collect();
+        for id in gone {
+            if let Some(n) = self.served.remove(&id) {
+                server.remove::<MessageApi, _>(message_path(n)?).await?;
+            }
+        }
+        for (id, summary) in wanted {
+            let playing = status.playing.as_deref() == Some(id);
+            match self.served.get(id) {
+                Some(&n) => {
+                    let iface = server.interface::<_, MessageApi>(message_path(n)?).await?;
+                    let mut api = iface.get_mut().await;
+                    let e = iface.signal_emitter();
+                    if api.shown.listened != summary.listened {
+                        api.shown.listened = summary.listened;
+                        api.listened_changed(e).await?;
+                    }
+                    if api.playing != playing {
+                        api.playing = playing;
+                        api.playing_changed(e).await?;
+                    }
+                }
+                None => {
+                    self.next += 1;
+                    let n = self.next;
+                    self.served.insert(id.to_owned(), n);
+                    let api = MessageApi {
+                        handle: handle.clone(),
+                        shown: summary.clone(),
+                        playing,
+                    };
+                    server.at(message_path(n)?, api).await?;
+                }
+            }
+        }
+        Ok(())
     }
 }
 

@@ -195,6 +195,47 @@ pub enum DaemonEvent {
         /// The message id.
         id: String,
     },
+    /// Playback of a message was cut short (stop, skip, replay or a reply recording).
+    PlaybackStopped {
+        /// The message id.
+        id: String,
+    },
+    /// Recording a voice reply began (after the start tone).
+    RecordingStarted {
+        /// The message answered.
+        in_reply_to: String,
+    },
+    /// A voice reply was recorded, encoded and stored durably in the outbox.
+    ReplyRecorded {
+        /// The reply id.
+        id: String,
+        /// Its length.
+        duration_ms: u32,
+        /// What ended the recording: `gesture`, `silence`, `max-length` or `end-of-input`.
+        stopped_by: &'static str,
+    },
+    /// A recording was thrown away: cancelled, or no speech was heard.
+    ReplyDiscarded {
+        /// Why: `cancelled`, `no speech`, or the error.
+        reason: String,
+    },
+    /// A stored reply was offered to the phone.
+    ReplyOffered {
+        /// The reply id.
+        id: String,
+    },
+    /// The phone took the reply over (`REPLY_ACK`); it left the outbox.
+    ReplyDelivered {
+        /// The reply id.
+        id: String,
+    },
+    /// The phone refused the reply for good; it left the outbox.
+    ReplyFailed {
+        /// The reply id.
+        id: String,
+        /// The phone's reason.
+        reason: String,
+    },
     /// Graceful shutdown began.
     ShuttingDown,
 }
@@ -284,6 +325,19 @@ impl fmt::Display for DaemonEvent {
                 write!(f, "caller-announced {device} {text}")
             }
             DaemonEvent::ListenedReceiptSent { id } => write!(f, "listened-receipt-sent {id}"),
+            DaemonEvent::PlaybackStopped { id } => write!(f, "playback-stopped {id}"),
+            DaemonEvent::RecordingStarted { in_reply_to } => {
+                write!(f, "recording-started {in_reply_to}")
+            }
+            DaemonEvent::ReplyRecorded {
+                id,
+                duration_ms,
+                stopped_by,
+            } => write!(f, "reply-recorded {id} {duration_ms}ms {stopped_by}"),
+            DaemonEvent::ReplyDiscarded { reason } => write!(f, "reply-discarded {reason}"),
+            DaemonEvent::ReplyOffered { id } => write!(f, "reply-offered {id}"),
+            DaemonEvent::ReplyDelivered { id } => write!(f, "reply-delivered {id}"),
+            DaemonEvent::ReplyFailed { id, reason } => write!(f, "reply-failed {id} {reason}"),
             DaemonEvent::ShuttingDown => f.write_str("shutting-down"),
         }
     }
@@ -315,6 +369,46 @@ pub enum Command {
     /// Disconnect a phone and stop reconnecting it until it is asked to connect again or
     /// connects by itself.
     DisconnectPhone(Address, Reply),
+    /// A playback or voice-reply action for the messages service.
+    Messages(MessageAction, Reply),
+}
+
+/// What the driver can do with voice messages and replies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MessageAction {
+    /// Play the oldest unplayed message now (cutting the current one short).
+    PlayNext,
+    /// Play the message with this id now (cutting the current one short), listened or not.
+    Play(String),
+    /// Play the message last played (or playing) again from the start.
+    Replay,
+    /// Cut the current message short and go on with the next one.
+    Skip,
+    /// Stop playback; unplayed messages wait for `PlayNext` (or the next arrival).
+    Stop,
+    /// Record a voice reply to the message last played; while recording, send it.
+    RecordReply,
+    /// Finish the recording and send the reply.
+    SendReply,
+    /// Throw the recording away.
+    CancelReply,
+}
+
+impl MessageAction {
+    /// The action's name, as in the config's action names.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            MessageAction::PlayNext => "play-next-message",
+            MessageAction::Play(_) => "play-message",
+            MessageAction::Replay => "replay",
+            MessageAction::Skip => "skip",
+            MessageAction::Stop => "stop",
+            MessageAction::RecordReply => "record-reply",
+            MessageAction::SendReply => "send-reply",
+            MessageAction::CancelReply => "cancel-reply",
+        }
+    }
 }
 
 /// Where a command's outcome goes: `Ok`, or why it could not apply.
@@ -322,6 +416,12 @@ pub enum Command {
 pub struct Reply(oneshot::Sender<Result<(), String>>);
 
 impl Reply {
+    /// A reply and the receiver of its outcome, for requests made inside the daemon.
+    pub(crate) fn channel() -> (Reply, oneshot::Receiver<Result<(), String>>) {
+        let (tx, rx) = oneshot::channel();
+        (Reply(tx), rx)
+    }
+
     /// Reports the outcome; a requester that gave up is not an error.
     pub fn send(self, outcome: Result<(), String>) {
         let _ = self.0.send(outcome);

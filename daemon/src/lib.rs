@@ -46,8 +46,8 @@ use tokio::time::{Duration, Instant};
 use crate::audio::{AudioPolicy, AudioRouter};
 use crate::controls::{ButtonGesture, GestureDetector, GestureTiming};
 use crate::events::{
-    CallAction, CallSnapshot, Command, DaemonEvent, DaemonHandle, PhoneSnapshot, Reply, Snapshot,
-    publish,
+    CallAction, CallSnapshot, Command, DaemonEvent, DaemonHandle, MessageAction, PhoneSnapshot,
+    Reply, Snapshot, publish,
 };
 use crate::link::Link;
 use crate::notify::Notifier;
@@ -179,8 +179,25 @@ impl Daemon {
                 None
             }
         };
-        // Subscribe before anything can happen, so no event or request is missed.
-        let mut bluez = Registrations::register(host.as_ref(), &config).await?;
+        // Voice messages are optional for the car's job: a spool or listener problem is
+        // logged, not fatal. Dropping `messages` at the end stops its tasks.
+        let messages = match messages::Messages::start(
+            &config.messages,
+            audio.clone(),
+            audio_in.clone(),
+            events.clone(),
+        )
+        .await
+        {
+            Ok(m) => Some(m),
+            Err(e) => {
+                tracing::error!(error = %e, "voice messages unavailable");
+                None
+            }
+        };
+        // Subscribe before anything can happen, so no event or request is missed. The
+        // companion transports only when the messages service runs to take their connections.
+        let mut bluez = Registrations::register(host.as_ref(), &config, messages.is_some()).await?;
         // The API is optional for the car's own job: a bus problem is logged, not fatal.
         let _api = if config.dbus.enabled {
             match dbus::serve(
@@ -190,6 +207,7 @@ impl Daemon {
                     events: events.clone(),
                     snapshot: snapshot.subscribe(),
                 },
+                messages.as_ref().map(|m| m.control.watch()),
             )
             .await
             {
@@ -204,21 +222,6 @@ impl Daemon {
         };
 
         audio.chime(Chime::Startup);
-        // Voice messages are optional for the car's job: a spool or listener problem is
-        // logged, not fatal. Dropping `_messages` at the end stops its tasks.
-        let _messages = match messages::Messages::start(
-            &config.messages,
-            audio.clone(),
-            events.clone(),
-        )
-        .await
-        {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::error!(error = %e, "voice messages unavailable");
-                None
-            }
-        };
         let mut link = Link::new(host.clone(), audio.clone(), events.clone(), config.clone());
         link.start().await?;
 
@@ -272,6 +275,8 @@ impl Daemon {
             events: events.clone(),
             gestures: GestureDetector::new(gesture_timing(&config)),
             phones: HashMap::new(),
+            companion: messages.as_ref().map(messages::Messages::connections),
+            messages: messages.as_ref().map(|m| m.control.clone()),
         };
         let (update_tx, mut updates) = mpsc::channel::<(codriver_hal::Address, Update)>(64);
 
@@ -317,6 +322,14 @@ impl Daemon {
                     Some(conn) => state.on_hfp_connection(conn, &update_tx),
                     None => state.registration_closed("Hands-Free profile", &mut bluez.hfp),
                 },
+                conn = recv(&mut bluez.companion) => match conn {
+                    Some(conn) => state.on_companion_connection(conn),
+                    None => state.registration_closed("companion profile", &mut bluez.companion),
+                },
+                conn = recv(&mut bluez.companion_le) => match conn {
+                    Some(conn) => state.on_companion_connection(conn),
+                    None => state.registration_closed("companion LE listener", &mut bluez.companion_le),
+                },
                 edge = recv(&mut button_rx) => match edge {
                     Some(edge) => state.on_edge(edge).await,
                     None => {
@@ -353,24 +366,35 @@ impl Daemon {
         state.link.close_window("shutdown").await;
         // Dropping the links aborts their drivers and closes the RFCOMM sockets.
         state.phones.clear();
+        drop(messages);
         Ok(())
     }
 }
 
-/// What bluetoothd holds for us: the receivers of the agent, the profile and the device
+/// What bluetoothd holds for us: the receivers of the agent, the profiles and the device
 /// events. Replaced as a whole when bluetoothd comes back; a field is `None` once its
-/// channel closed.
+/// channel closed (or, for the companion transports, when they could not be set up).
 struct Registrations {
     device_events: Option<mpsc::Receiver<DeviceEvent>>,
     agent: Option<mpsc::Receiver<AgentRequest>>,
     hfp: Option<mpsc::Receiver<ProfileConnection>>,
+    /// The companion profile over RFCOMM.
+    companion: Option<mpsc::Receiver<ProfileConnection>>,
+    /// The companion LE L2CAP channel (with its GATT service).
+    companion_le: Option<mpsc::Receiver<ProfileConnection>>,
 }
 
 impl Registrations {
-    /// Subscribes to device events, registers the agent and the Hands-Free profile. A
-    /// profile UUID owned by another program fails here with
-    /// [`BluetoothError::ProfileAlreadyRegistered`], which names the likely owner.
-    async fn register(host: &dyn BluetoothHost, config: &Config) -> Result<Self, BluetoothError> {
+    /// Subscribes to device events, registers the agent and the Hands-Free profile, then the
+    /// companion transports (RFCOMM profile, LE L2CAP listener with its GATT service) when
+    /// the messages service runs. A Hands-Free UUID owned by another program fails here with
+    /// [`BluetoothError::ProfileAlreadyRegistered`], which names the likely owner; the
+    /// companion transports are optional for the car's job, so their failures are logged.
+    async fn register(
+        host: &dyn BluetoothHost,
+        config: &Config,
+        companion: bool,
+    ) -> Result<Self, BluetoothError> {
         let device_events = host.device_events().await?;
         let agent = host.register_agent().await?;
         let hfp = host
@@ -380,11 +404,37 @@ impl Registrations {
                 version: Some(HFP_VERSION),
             })
             .await?;
-        Ok(Registrations {
+        let mut registrations = Registrations {
             device_events: Some(device_events),
             agent: Some(agent),
             hfp: Some(hfp),
-        })
+            companion: None,
+            companion_le: None,
+        };
+        if !companion {
+            return Ok(registrations);
+        }
+        let spec = ProfileSpec {
+            kind: ProfileKind::Companion,
+            features: None,
+            version: None,
+        };
+        match host.register_profile(spec).await {
+            Ok(rx) => registrations.companion = Some(rx),
+            // bluetoothd went away meanwhile: the whole set-up is retried.
+            Err(e @ BluetoothError::ServiceUnavailable(_)) => return Err(e),
+            Err(e) => {
+                tracing::error!(error = %e, "companion profile over RFCOMM unavailable");
+            }
+        }
+        match host.companion_le_listen().await {
+            Ok(rx) => registrations.companion_le = Some(rx),
+            Err(e @ BluetoothError::ServiceUnavailable(_)) => return Err(e),
+            Err(e) => {
+                tracing::warn!(error = %e, "companion over LE L2CAP unavailable");
+            }
+        }
+        Ok(registrations)
     }
 
     fn none() -> Self {
@@ -392,6 +442,8 @@ impl Registrations {
             device_events: None,
             agent: None,
             hfp: None,
+            companion: None,
+            companion_le: None,
         }
     }
 }
@@ -433,6 +485,10 @@ struct State {
     events: broadcast::Sender<DaemonEvent>,
     gestures: GestureDetector,
     phones: HashMap<codriver_hal::Address, Phone>,
+    /// Hands companion connections to the messages service; `None` when it did not start.
+    companion: Option<mpsc::Sender<messages::CompanionConnection>>,
+    /// Playback and reply actions, when the messages service runs.
+    messages: Option<messages::MessagesControl>,
 }
 
 /// A phone with a Hands-Free link.
@@ -508,7 +564,9 @@ impl State {
             return;
         }
         let result = async {
-            let fresh = Registrations::register(self.host.as_ref(), &self.config).await?;
+            let fresh =
+                Registrations::register(self.host.as_ref(), &self.config, self.companion.is_some())
+                    .await?;
             // The new device-event subscription is in place before the devices are listed.
             *bluez = fresh;
             self.link.restart().await
@@ -566,6 +624,10 @@ impl State {
                 let contexts = self.contexts();
                 reply.send(self.volume(up, &contexts));
             }
+            Command::Messages(action, reply) => match &self.messages {
+                Some(m) => m.send(action, reply),
+                None => reply.send(Err(NO_MESSAGES.to_owned())),
+            },
             Command::Reload(config, reply) => {
                 self.apply_config(Arc::new(*config));
                 reply.send(Ok(()));
@@ -618,6 +680,7 @@ impl State {
             device,
             kind,
             stream,
+            transport: _,
         } = conn;
         if !self.link.may_connect(device) {
             // Dropping the stream closes the RFCOMM link.
@@ -653,6 +716,41 @@ impl State {
             },
         );
         self.refresh_active_phone();
+    }
+
+    /// A companion connection (RFCOMM or LE L2CAP): handed to the messages service when the
+    /// phone paired through codriver's policy, closed otherwise. BlueZ and the kernel already
+    /// required an encrypted link with a bond; the bond alone is not enough.
+    fn on_companion_connection(&mut self, conn: ProfileConnection) {
+        let ProfileConnection {
+            device,
+            kind,
+            transport,
+            stream,
+        } = conn;
+        if !self.link.may_connect(device) {
+            // Dropping the stream closes the channel.
+            tracing::warn!(%device, %transport, "refusing the companion protocol from a device not paired through codriver");
+            publish(
+                &self.events,
+                DaemonEvent::ConnectionRefused {
+                    device,
+                    profile: kind,
+                },
+            );
+            return;
+        }
+        let Some(companion) = &self.companion else {
+            tracing::warn!(%device, "companion connection closed: the messages service is not running");
+            return;
+        };
+        let peer = format!("{device} over {transport}");
+        match companion.try_send(messages::CompanionConnection { stream, peer }) {
+            Ok(()) => self.link.on_profile_connected(device, kind),
+            Err(_) => {
+                tracing::warn!(%device, %transport, "companion connection closed: the messages service is busy or stopped");
+            }
+        }
     }
 
     /// The one phone that takes call actions: a phone with a call in progress keeps them;
@@ -840,8 +938,26 @@ impl State {
         if any(|c| c.in_call) {
             out.push(BindingContext::InCall);
         }
-        if out.is_empty() {
-            out.push(BindingContext::Idle);
+        let busy = !out.is_empty();
+        let status = self
+            .messages
+            .as_ref()
+            .map(|m| m.status())
+            .unwrap_or_default();
+        if status.recording {
+            out.push(BindingContext::Recording);
+        } else {
+            if status.in_playing_context(Instant::now()) {
+                out.push(BindingContext::Playing);
+            }
+            if status.waiting > 0 {
+                out.push(BindingContext::MessageWaiting);
+            }
+            // Gestures the message contexts leave unbound keep their idle meaning (a long
+            // press with a message waiting still opens the pairing window).
+            if !busy {
+                out.push(BindingContext::Idle);
+            }
         }
         out
     }
@@ -914,8 +1030,13 @@ impl State {
             Action::VolumeUp | Action::VolumeDown => {
                 self.volume(action == Action::VolumeUp, &contexts)
             }
-            // Voice messages arrive with the messages service.
-            other => Err(format!("{other} is not available yet")),
+            Action::PlayNextMessage => self.messages(MessageAction::PlayNext).await,
+            Action::Replay => self.messages(MessageAction::Replay).await,
+            Action::Skip => self.messages(MessageAction::Skip).await,
+            Action::Stop => self.messages(MessageAction::Stop).await,
+            Action::RecordReply => self.messages(MessageAction::RecordReply).await,
+            Action::SendReply => self.messages(MessageAction::SendReply).await,
+            Action::CancelReply => self.messages(MessageAction::CancelReply).await,
         };
         match outcome {
             Ok(()) => {
@@ -925,7 +1046,14 @@ impl State {
                         action: action.to_string(),
                     },
                 );
-                if !matches!(action, Action::OpenPairingWindow) {
+                // These have sounds of their own (the pairing chime, the recording tones).
+                if !matches!(
+                    action,
+                    Action::OpenPairingWindow
+                        | Action::RecordReply
+                        | Action::SendReply
+                        | Action::CancelReply
+                ) {
                     self.audio.chime(Chime::Confirm);
                 }
             }
@@ -948,6 +1076,21 @@ impl State {
             },
         );
         self.audio.chime(Chime::Error);
+    }
+
+    /// Hands a playback or reply action to the messages service and waits for its outcome
+    /// (the player answers at once; its long work runs as a job).
+    async fn messages(&self, action: MessageAction) -> Result<(), String> {
+        let Some(m) = &self.messages else {
+            return Err(NO_MESSAGES.to_owned());
+        };
+        let (reply, outcome) = events::Reply::channel();
+        m.send(action, reply);
+        match tokio::time::timeout(Duration::from_secs(2), outcome).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err("voice messages have stopped".to_owned()),
+            Err(_) => Err("the player did not answer".to_owned()),
+        }
     }
 
     /// Volume up or down: in a call the phone's speaker gain (`AT+VGS`), otherwise chimes
@@ -1015,6 +1158,9 @@ impl State {
         phone.link.command(action)
     }
 }
+
+/// Why message actions fail when the service is off.
+const NO_MESSAGES: &str = "the voice messages service is not running (see the log for why)";
 
 /// The speaker gain assumed before the phone reports one (middle of 0–15).
 const VGS_DEFAULT: u8 = 8;

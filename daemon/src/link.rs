@@ -54,6 +54,9 @@ pub(crate) struct Link {
     held: HashSet<Address>,
     /// Whether bluetoothd is on the bus; while it is not, nothing is attempted.
     service_up: bool,
+    /// Whether the companion service is advertised over LE, as last set; `None`: unknown
+    /// (not set yet, or bluetoothd restarted), set at the next chance.
+    advertising: Option<bool>,
     rng: XorShift,
 }
 
@@ -87,6 +90,7 @@ impl Link {
             reconnect_stopped: false,
             held: HashSet::new(),
             service_up: true,
+            advertising: None,
             rng: XorShift(seed | 1),
         }
     }
@@ -116,6 +120,8 @@ impl Link {
     /// it, and reconnects wait for its return.
     pub(crate) fn service_lost(&mut self) {
         self.service_up = false;
+        // The advertisement died with bluetoothd.
+        self.advertising = None;
         if let Some(p) = self.pending.take() {
             self.reject(p.device, p.reply, "bluetoothd went away");
         }
@@ -152,6 +158,7 @@ impl Link {
         for d in self.host.devices().await? {
             self.devices.insert(d.address, d);
         }
+        self.update_advertising().await;
         Ok(self
             .devices
             .values()
@@ -284,6 +291,7 @@ impl Link {
         let duration = self.config.pairing.window;
         self.host.set_pairing_mode(true).await?;
         self.window_until = Some(Instant::now() + duration);
+        self.update_advertising().await;
         publish(&self.events, DaemonEvent::PairingWindowOpened { duration });
         self.audio.chime(Chime::PairingOpen);
         Ok(())
@@ -300,6 +308,7 @@ impl Link {
         if let Some(p) = self.pending.take() {
             self.reject(p.device, p.reply, "the pairing window closed");
         }
+        self.update_advertising().await;
         publish(&self.events, DaemonEvent::PairingWindowClosed { reason });
         if reason != "paired" {
             self.audio.chime(Chime::PairingClosed);
@@ -499,6 +508,35 @@ impl Link {
                 self.devices.remove(&address);
                 self.reconnect.remove(&address);
                 self.approved.remove(&address);
+            }
+        }
+        self.update_advertising().await;
+    }
+
+    /// Advertises the companion service over LE while a phone may want to connect over it:
+    /// inside the pairing window, and whenever a phone is paired and trusted (it is expected
+    /// back). A car without a paired phone and with the window closed stays silent on LE.
+    /// Phones without RFCOMM (iOS) need the advertisement to connect at all; accepting is
+    /// still up to [`may_connect`](Self::may_connect).
+    async fn update_advertising(&mut self) {
+        let wanted = self.window_open()
+            || self
+                .devices
+                .values()
+                .any(|d| d.paired && (d.trusted || self.approved.contains(&d.address)));
+        if self.advertising == Some(wanted) || !self.service_up {
+            return;
+        }
+        match self.host.set_companion_advertising(wanted).await {
+            Ok(()) => {
+                tracing::debug!(advertising = wanted, "companion LE advertising");
+                self.advertising = Some(wanted);
+            }
+            Err(e) => {
+                // Not retried until the wish changes or bluetoothd restarts: an adapter
+                // without LE would fail the same way at every device event.
+                tracing::warn!(error = %e, advertising = wanted, "cannot change the companion LE advertising");
+                self.advertising = Some(wanted);
             }
         }
     }

@@ -37,7 +37,7 @@ struct Cli {
     simulate: bool,
 
     /// With --simulate: run this scenario and exit 0 when it completes, non-zero with the
-    /// reason when it does not (pairing, incoming-call).
+    /// reason when it does not (pairing, incoming-call, voice-message).
     #[arg(long, value_name = "NAME", requires = "simulate")]
     scenario: Option<Scenario>,
 

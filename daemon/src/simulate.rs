@@ -23,7 +23,7 @@ use codriver_phone_sim::{AgCommand, AgLink, PhoneSpec, SimulatedPhone};
 use tokio::sync::{broadcast, oneshot};
 use tokio::time::Instant;
 
-use crate::events::{Command, DaemonEvent, DaemonHandle};
+use crate::events::{Command, DaemonEvent, DaemonHandle, MessageAction};
 use crate::{Daemon, DaemonError};
 
 /// The button the simulated driver presses. The default bindings use it.
@@ -48,9 +48,10 @@ pub enum Scenario {
     /// Pairing, then a call rings, the driver answers with the button, talks, and hangs up
     /// with the button.
     IncomingCall,
-    /// Pairing, then the phone's messaging app sends a voice message over the companion TCP
-    /// transport: stored, acknowledged, chime and announcement, played, listened receipt
-    /// back. (Voice replies come later.)
+    /// Pairing, then the phone's messaging app sends an Ogg Opus voice message over the
+    /// companion TCP transport: stored, acknowledged, chime and announcement, played,
+    /// listened receipt back; then the driver records a voice reply (the simulated
+    /// microphone speaks a fixture, silence ends it), which is sent and acknowledged.
     VoiceMessage,
     /// Pairing, then the phone switches to mSBC, a call rings and is answered with the
     /// button, the phone opens its SCO link (mock, a socket pair) and audio flows both ways
@@ -185,7 +186,13 @@ impl fmt::Debug for Simulation {
 impl Simulation {
     /// Builds the daemon against the mock Bluetooth host, `output` for sound, and a phone
     /// as `[simulation]` describes it.
-    pub fn new(config: Config, output: Arc<dyn AudioOutput>) -> Self {
+    ///
+    /// The messages service runs in every simulation: a spool left at its default
+    /// (`/var/lib/codriver/spool`, the car's) moves under `[simulation] output_directory`.
+    pub fn new(mut config: Config, output: Arc<dyn AudioOutput>) -> Self {
+        if config.messages.spool_directory == Config::default().messages.spool_directory {
+            config.messages.spool_directory = config.simulation.output_directory.join("spool");
+        }
         let host = MockBluetooth::new();
         let radio = host.radio();
         let (buttons, driver) = MockButtons::new();
@@ -247,6 +254,9 @@ impl Simulation {
             sco,
             mic,
         } = self;
+        if scenario == Some(Scenario::VoiceMessage) {
+            speak_into(&mic);
+        }
         let handle = daemon.handle();
         let mut recorder = handle.subscribe();
         let mut events = handle.subscribe();
@@ -296,6 +306,15 @@ impl Simulation {
 }
 
 /// The simulated driver and phone, stepping through a scenario.
+/// The simulated driver's voice for the next recording: 2 s of fixture speech, then
+/// silence (so voice activity detection ends it). Only for the scenario: the fixture is
+/// 200 KB the idle daemon should not carry.
+fn speak_into(mic: &codriver_hal::mock::MockAudioInput) {
+    let mut samples = codriver_phone_sim::companion::fixture_speech(2_000);
+    samples.resize(samples.len() + 16 * 4_000, 0);
+    mic.push_fixture(samples);
+}
+
 struct Driver<'a> {
     handle: DaemonHandle,
     events: &'a mut broadcast::Receiver<DaemonEvent>,
@@ -581,7 +600,7 @@ impl Driver<'_> {
 
     async fn voice_message(&mut self) -> Result<(), SimulationError> {
         use codriver_companion::Event;
-        use codriver_phone_sim::companion::{CompanionPhone, fixture_pcm, voice_message};
+        use codriver_phone_sim::companion::{CompanionPhone, opus_voice_message};
 
         let name = Scenario::VoiceMessage.name();
         let phone_err = |step: &str, e: &dyn fmt::Display| SimulationError::Phone {
@@ -603,8 +622,9 @@ impl Driver<'_> {
             .map_err(|e| phone_err("companion handshake", &e))?;
         // A fresh id per run: the spool keeps messages across runs and drops duplicates.
         let id = format!("sim-{}", crate::messages::spool::unix_ms());
-        tracing::info!(id, "phone: sending a voice message from Alice");
-        app.send_voice(voice_message(&id, "Alice", 1500), fixture_pcm(1500))
+        tracing::info!(id, "phone: sending an Ogg Opus voice message from Alice");
+        let (message, audio) = opus_voice_message(&id, "Alice", 1500);
+        app.send_voice(message, audio)
             .await
             .map_err(|e| phone_err("send the voice message", &e))?;
         app.wait_for(
@@ -626,6 +646,42 @@ impl Driver<'_> {
         )
         .await
         .map_err(|e| phone_err("listened receipt", &e))?;
+
+        let label = format!("message {id}");
+        self.wait(
+            "message heard to the end",
+            |e| matches!(e, DaemonEvent::SoundPlayed { label: l } if *l == label),
+        )
+        .await?;
+        // The driver answers by voice (the simulated microphone speaks a fixture); the
+        // recording stops on the silence after it.
+        tracing::info!("driver: recording a voice reply");
+        self.handle
+            .request(|r| Command::Messages(MessageAction::RecordReply, r))
+            .await
+            .map_err(|reason| phone_err("record a reply", &reason))?;
+        self.wait("reply recorded", |e| {
+            matches!(e, DaemonEvent::ReplyRecorded { .. })
+        })
+        .await?;
+        let reply = app
+            .wait_for("the voice reply", STEP_LIMIT, |e| {
+                matches!(e, Event::ReplyComplete(_))
+            })
+            .await
+            .map_err(|e| phone_err("receive the reply", &e))?;
+        if let Event::ReplyComplete(r) = reply {
+            tracing::info!(
+                id = r.id,
+                conversation = r.conversation_id,
+                ms = r.duration_ms,
+                "phone: reply received and posted"
+            );
+        }
+        self.wait("reply delivered", |e| {
+            matches!(e, DaemonEvent::ReplyDelivered { .. })
+        })
+        .await?;
         Ok(())
     }
 

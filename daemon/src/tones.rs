@@ -30,6 +30,12 @@ pub enum Chime {
     Ring,
     /// A message arrived: two soft rising notes.
     Message,
+    /// Recording a reply starts now: one clear beep ("speak after the tone").
+    RecordStart,
+    /// Recording stopped: two quick falling notes.
+    RecordStop,
+    /// The phone took the reply over: three quick rising notes.
+    ReplySent,
 }
 
 impl Chime {
@@ -47,6 +53,9 @@ impl Chime {
             Chime::Error => "chime-error",
             Chime::Ring => "ringtone",
             Chime::Message => "chime-message",
+            Chime::RecordStart => "chime-record-start",
+            Chime::RecordStop => "chime-record-stop",
+            Chime::ReplySent => "chime-reply-sent",
         }
     }
 
@@ -72,6 +81,9 @@ impl Chime {
             Chime::Error => &[(196.0, 140), (0.0, 50), (196.0, 140)],
             Chime::Ring => &[(880.0, 400), (659.25, 400), (0.0, 1200)],
             Chime::Message => &[(783.99, 90), (0.0, 40), (1174.66, 160)],
+            Chime::RecordStart => &[(1046.5, 180)],
+            Chime::RecordStop => &[(1046.5, 80), (0.0, 30), (783.99, 110)],
+            Chime::ReplySent => &[(659.25, 80), (880.0, 80), (1318.5, 160)],
         }
     }
 
@@ -155,6 +167,9 @@ mod tests {
             Chime::Error,
             Chime::Ring,
             Chime::Message,
+            Chime::RecordStart,
+            Chime::RecordStop,
+            Chime::ReplySent,
         ] {
             let s = chime.render();
             assert!(s.len() > 4_000, "{chime:?} too short");

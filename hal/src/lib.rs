@@ -34,6 +34,7 @@ pub use audio::{
 pub use bluetooth::{
     AdapterInfo, AdapterSettings, AgentReply, AgentRequest, BluetoothError, BluetoothHost,
     ByteStream, DeviceEvent, DeviceInfo, ProfileConnection, ProfileKind, ProfileSpec, ServiceEvent,
+    Transport,
 };
 pub use codriver_config::Address;
 pub use controls::{

@@ -6,10 +6,12 @@
 //! only code touching its stream; [`CompanionPhone::next_event`] pumps bytes both ways until
 //! the session reports something.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
-use codriver_companion::{Codec, Event, PhoneSession, SessionConfig, TextMessage, VoiceMessage};
+use codriver_companion::{
+    Codec, Event, PhoneSession, SessionConfig, TextMessage, VoiceMessage, VoiceReply,
+};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -43,6 +45,23 @@ pub struct CompanionPhone<S> {
     /// Fault injection: bytes of frames still written before the link "breaks" (later
     /// frames are dropped unwritten); `None`: no limit.
     budget: Option<usize>,
+    /// Replies being received, by id.
+    partial: HashMap<String, (VoiceReply, Vec<u8>)>,
+    /// Replies received whole, oldest first.
+    replies: Vec<ReceivedReply>,
+    /// Acknowledge replies as soon as they are whole (a messaging app that posted them).
+    auto_ack: bool,
+    /// When the last frame was written (benchmarks: "last chunk sent").
+    last_write: Option<tokio::time::Instant>,
+}
+
+/// A voice reply the car sent, whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedReply {
+    /// The offer's fields.
+    pub reply: VoiceReply,
+    /// The audio, in `reply.codec`.
+    pub data: Vec<u8>,
 }
 
 impl CompanionPhone<TcpStream> {
@@ -68,7 +87,33 @@ impl<S: AsyncRead + AsyncWrite + Unpin> CompanionPhone<S> {
             session,
             events: VecDeque::new(),
             budget: None,
+            partial: HashMap::new(),
+            replies: Vec::new(),
+            auto_ack: true,
+            last_write: None,
         }
+    }
+
+    /// Whether replies are acknowledged as soon as they are whole (the default). Without,
+    /// a test acks with [`ack_reply`](Self::ack_reply), or never (the car keeps offering).
+    pub fn auto_ack_replies(&mut self, on: bool) {
+        self.auto_ack = on;
+    }
+
+    /// Replies received whole on this link, oldest first. Every offer is accepted from 0.
+    pub fn replies(&self) -> &[ReceivedReply] {
+        &self.replies
+    }
+
+    /// When the last frame went out to the car (for latency measurements).
+    pub fn last_write(&self) -> Option<tokio::time::Instant> {
+        self.last_write
+    }
+
+    /// Acknowledges a reply received whole (`REPLY_ACK`).
+    pub async fn ack_reply(&mut self, id: &str) -> Result<(), CompanionError> {
+        self.session.ack_reply(id)?;
+        self.write_pending().await
     }
 
     /// Waits for the handshake.
@@ -119,6 +164,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> CompanionPhone<S> {
         loop {
             self.write_pending().await?;
             while let Some(e) = self.session.poll_event() {
+                self.on_reply_event(&e)?;
                 self.events.push_back(e);
             }
             if let Some(e) = self.events.pop_front() {
@@ -158,6 +204,37 @@ impl<S: AsyncRead + AsyncWrite + Unpin> CompanionPhone<S> {
         .map_err(|_| CompanionError::Timeout(what.to_owned()))?
     }
 
+    /// The messaging app's side of replies: accept every offer, assemble, ack when whole.
+    fn on_reply_event(&mut self, e: &Event) -> Result<(), CompanionError> {
+        match e {
+            Event::ReplyStarted(r) => {
+                self.partial.insert(r.id.clone(), (r.clone(), Vec::new()));
+                self.session.accept_reply(&r.id, 0)?;
+            }
+            Event::ChunkReceived { id, data, .. } => {
+                if let Some((_, buf)) = self.partial.get_mut(id) {
+                    buf.extend_from_slice(data);
+                }
+            }
+            Event::ReplyComplete(r) => {
+                let data = self
+                    .partial
+                    .remove(&r.id)
+                    .map(|(_, d)| d)
+                    .unwrap_or_default();
+                self.replies.push(ReceivedReply {
+                    reply: r.clone(),
+                    data,
+                });
+                if self.auto_ack {
+                    self.session.ack_reply(&r.id)?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
     async fn write_pending(&mut self) -> Result<(), CompanionError> {
         let mut wrote = false;
         while let Some(frame) = self.session.poll_transmit() {
@@ -173,6 +250,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> CompanionPhone<S> {
         }
         if wrote {
             self.stream.flush().await?;
+            self.last_write = Some(tokio::time::Instant::now());
         }
         Ok(())
     }
@@ -211,6 +289,42 @@ pub fn fixture_pcm(ms: u32) -> Vec<u8> {
         out.extend_from_slice(&sample.to_le_bytes());
     }
     out
+}
+
+/// The fixture messages' audio rate: 16 kHz mono.
+pub const FIXTURE_RATE: u32 = 16_000;
+
+/// Fixture speech: `ms` of a voiced sound (a 140 Hz buzz with falling harmonics, the way a
+/// vowel sounds) in syllables of about 200 ms, as 16 kHz mono samples. Loud enough for a
+/// voice activity detector, with gaps between syllables shorter than a pause.
+pub fn fixture_speech(ms: u32) -> Vec<i16> {
+    let n = (FIXTURE_RATE / 1000 * ms) as usize;
+    let rate = FIXTURE_RATE as f32;
+    (0..n)
+        .map(|i| {
+            let t = i as f32 / rate;
+            let voice: f32 = (1..=6)
+                .map(|h| (std::f32::consts::TAU * 140.0 * h as f32 * t).sin() / h as f32)
+                .sum();
+            // Syllables: 5 per second, never quite silent inside the utterance.
+            let syllable = 0.55 + 0.45 * (std::f32::consts::TAU * 2.5 * t).sin().abs();
+            (voice * syllable * 5000.0) as i16
+        })
+        .collect()
+}
+
+/// An Ogg Opus voice message of `ms` of [`fixture_speech`], as a messaging app sends it.
+pub fn fixture_ogg_opus(ms: u32) -> Vec<u8> {
+    // Encoding fixed fixture audio cannot fail; an empty file would fail the test visibly.
+    codriver_companion::audio::encode_ogg_opus(&fixture_speech(ms), FIXTURE_RATE, 0x5157)
+        .unwrap_or_default()
+}
+
+/// An `ogg-opus` voice message with its audio: [`voice_message`] in Ogg Opus.
+pub fn opus_voice_message(id: &str, sender_name: &str, ms: u32) -> (VoiceMessage, Vec<u8>) {
+    let mut m = voice_message(id, sender_name, ms);
+    m.codec = Codec::OggOpus;
+    (m, fixture_ogg_opus(ms))
 }
 
 fn now() -> std::time::Instant {

@@ -7,6 +7,7 @@
 
 pub mod ag;
 pub mod companion;
+pub mod discovery;
 pub mod phone;
 pub mod tone;
 

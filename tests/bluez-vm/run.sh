@@ -6,7 +6,7 @@
 #   tests/bluez-vm/run.sh [-t SECONDS] [-x] [SCENARIO...]
 #
 #   SCENARIO   names from tests/bluez-vm/scenarios/ (pairing slc reconnect bluetoothd-restart
-#              call-audio);
+#              companion-rfcomm companion-l2cap call-audio);
 #              default: all of them, in that order
 #   -t SECONDS time limit of one scenario inside the VM (default 90)
 #   -x         stop at the first failing scenario (default: run them all)
@@ -25,13 +25,13 @@ set -euo pipefail
 VM=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$VM/../.." && pwd)
 CACHE=${CACHE:-$VM/cache}
-ALL_SCENARIOS=(pairing slc reconnect bluetoothd-restart call-audio)
+ALL_SCENARIOS=(pairing slc reconnect bluetoothd-restart companion-rfcomm companion-l2cap call-audio)
 TIMEOUT=90 STOP_ON_FAIL=
 while getopts "t:x" o; do
   case $o in
     t) TIMEOUT=$OPTARG ;;
     x) STOP_ON_FAIL=1 ;;
-    *) sed -n '2,24p' "$0"; exit 2 ;;
+    *) sed -n '2,23p' "$0"; exit 2 ;;
   esac
 done
 shift $((OPTIND - 1))

@@ -50,10 +50,14 @@ pub struct Rig {
     pub buttons: MockButtonHandle,
     /// What was played.
     pub audio: MockAudioOutput,
+    /// The microphone: queue fixture recordings with `push_fixture`.
+    pub mic: MockAudioInput,
     /// The host, for expectations and injected failures.
     pub host: MockBluetooth,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), DaemonError>>>,
+    /// The messages spool when the test did not choose one; removed with the rig.
+    _spool: Option<tempfile::TempDir>,
 }
 
 impl Rig {
@@ -136,10 +140,11 @@ impl Rig {
         let mut all: Vec<Box<dyn ButtonSource>> = vec![Box::new(buttons)];
         all.extend(sources);
         let audio = MockAudioOutput::new();
+        let mic = MockAudioInput::new();
         let hal = Hal {
             bluetooth: Arc::new(host.clone()),
             audio_out: Arc::new(audio.clone()),
-            audio_in: Arc::new(MockAudioInput::new()),
+            audio_in: Arc::new(mic.clone()),
             buttons: all,
             amplifier: None,
         };
@@ -154,6 +159,12 @@ impl Rig {
         );
         let mut config = config;
         config.dbus.enabled = false;
+        // The messages service always runs; keep its spool out of /var/lib.
+        let spool = (config.messages.spool_directory == Config::default().messages.spool_directory)
+            .then(|| tempfile::tempdir().expect("a temporary spool"));
+        if let Some(dir) = &spool {
+            config.messages.spool_directory = dir.path().to_owned();
+        }
         let mut daemon = Daemon::new(config, hal);
         if let Some(sco) = sco {
             daemon = daemon.with_sco(sco);
@@ -170,8 +181,10 @@ impl Rig {
             phone,
             buttons: button_handle,
             audio,
+            mic,
             host,
             stop: Some(stop),
+            _spool: spool,
             task: Some(task),
         }
     }
@@ -179,6 +192,7 @@ impl Rig {
     /// Waits for an event whose line starts with `prefix`; returns the line.
     pub async fn wait(&mut self, prefix: &str) -> String {
         let deadline = tokio::time::Instant::now() + STEP;
+        let mut skipped = Vec::new();
         loop {
             match tokio::time::timeout_at(deadline, self.events.recv()).await {
                 Ok(Ok(e)) => {
@@ -186,12 +200,13 @@ impl Rig {
                     if line.starts_with(prefix) {
                         return line;
                     }
+                    skipped.push(line);
                 }
                 Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
                 Ok(Err(broadcast::error::RecvError::Closed)) => {
                     panic!("daemon stopped waiting for {prefix:?}")
                 }
-                Err(_) => panic!("no event {prefix:?} in time"),
+                Err(_) => panic!("no event {prefix:?} in time; events meanwhile: {skipped:#?}"),
             }
         }
     }

@@ -19,7 +19,7 @@ use std::time::Duration;
 use codriver_config::{AllowlistEntry, BusKind, Config, PairingPolicy};
 use codriver_daemon::events::{DaemonEvent, DaemonHandle};
 use codriver_daemon::{Daemon, DaemonError};
-use codriver_hal::bluetooth::{HFP_AG_UUID, HFP_HF_UUID};
+use codriver_hal::bluetooth::{COMPANION_UUID, HFP_AG_UUID, HFP_HF_UUID};
 use codriver_hal::linux::bluetooth::BluezHost;
 use codriver_hal::mock::{MockAudioInput, MockAudioOutput, MockButtonHandle, MockButtons};
 use codriver_hal::{Address, BluetoothError, Hal};
@@ -53,10 +53,14 @@ struct Car {
     buttons: MockButtonHandle,
     stop: oneshot::Sender<()>,
     task: JoinHandle<Result<(), DaemonError>>,
+    /// The messages service always runs; its spool lives here, not in /var/lib.
+    _spool: tempfile::TempDir,
 }
 
 impl Car {
-    async fn boot(config: Config) -> Car {
+    async fn boot(mut config: Config) -> Car {
+        let spool = tempfile::tempdir().unwrap();
+        config.messages.spool_directory = spool.path().to_owned();
         let host = BluezHost::new(None)
             .await
             .expect("the mock bluetoothd answers");
@@ -81,6 +85,7 @@ impl Car {
             buttons: button_handle,
             stop,
             task,
+            _spool: spool,
         }
     }
 
@@ -152,10 +157,14 @@ async fn first_boot_sets_up_the_adapter_and_registers_default_agent_and_hf_profi
     let (_, default) = mock.agent().expect("agent registered");
     assert!(default, "the agent asked to be the default");
     let profiles = mock.profiles();
-    assert_eq!(profiles.len(), 1, "{profiles:?}");
-    assert_eq!(profiles[0].uuid, HFP_HF_UUID);
+    let uuids: Vec<&str> = profiles.iter().map(|p| p.uuid.as_str()).collect();
+    assert_eq!(uuids, [HFP_HF_UUID, COMPANION_UUID], "{profiles:?}");
     for key in ["Version", "Features", "RequireAuthentication"] {
         assert!(profiles[0].options.contains_key(key), "{key}: {profiles:?}");
+    }
+    // The companion profile: an RFCOMM listener on a channel BlueZ picks, bonded links only.
+    for key in ["Channel", "RequireAuthentication"] {
+        assert!(profiles[1].options.contains_key(key), "{key}: {profiles:?}");
     }
     car.handle
         .request(codriver_daemon::events::Command::ClosePairingWindow)
@@ -359,8 +368,8 @@ async fn bluetoothd_exiting_and_returning_is_recovered_without_restarting_codriv
     let (powered, discoverable, _, _) = mock.adapter().await;
     assert!(powered && !discoverable);
     assert!(mock.agent().expect("agent registered again").1);
-    assert_eq!(mock.profiles().len(), 1);
-    assert_eq!(mock.profiles()[0].uuid, HFP_HF_UUID);
+    let uuids: Vec<String> = mock.profiles().into_iter().map(|p| p.uuid).collect();
+    assert_eq!(uuids, [HFP_HF_UUID, COMPANION_UUID]);
     let mut end = tokio::time::timeout(STEP, mock.phone_end())
         .await
         .expect("the phone is reconnected on the new bluetoothd");

@@ -43,7 +43,11 @@ async fn bluetoothd_vanishing_and_returning_is_recovered_without_a_restart() {
         "{restored}"
     );
     assert!(rig.host.agent_registered());
-    assert_eq!(rig.host.registered_profiles(), [ProfileKind::HandsFree]);
+    assert_eq!(
+        rig.host.registered_profiles(),
+        [ProfileKind::HandsFree, ProfileKind::Companion]
+    );
+    assert!(rig.host.companion_le_listening());
     assert!(
         rig.host
             .calls()
@@ -114,6 +118,9 @@ async fn hf_uuid_already_registered_stops_the_daemon_naming_the_owner() {
     };
     let mut config = Config::default();
     config.dbus.enabled = false;
+    // The messages service starts before the profiles; keep its spool out of /var/lib.
+    let spool = tempfile::tempdir().unwrap();
+    config.messages.spool_directory = spool.path().to_owned();
     let result = Daemon::new(config, hal).run(std::future::pending()).await;
     let Err(e @ DaemonError::Bluetooth(BluetoothError::ProfileAlreadyRegistered { .. })) = result
     else {

@@ -4,18 +4,23 @@
 //! session's deadline and the listened receipts, feeds the sans-IO `CarSession` and drains
 //! it (transmissions, timer, events). Events that touch the spool are handled in order and
 //! awaited before the next read: a chunk is fsync'd before more bytes are read (back
-//! pressure on the phone), and a message is acknowledged only after the spool committed it.
+//! pressure on the phone; the chunks of one read are appended with one fsync), and a message
+//! is acknowledged only after the spool committed it.
 
 use codriver_companion::{CarSession, ErrorCode, Event, SessionConfig, TextMessage, VoiceMessage};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::broadcast;
+use tokio::sync::watch;
 
 use super::spool::{Lookup, Meta, SpoolError, unix_ms};
 use super::{PCM_S16LE_16K, Shared};
 use crate::events::{DaemonEvent, publish};
+use crate::tones::Chime;
 
-/// Bytes read from the stream at a time; events hold at most this much chunk data.
-const READ_BUFFER: usize = 0x4000;
+/// Bytes read from the stream at a time; events hold at most this much chunk data. The
+/// chunks of one read are appended to the spool with one fsync, so a bigger buffer means
+/// fewer fsyncs: 64 KiB, four default chunks.
+const READ_BUFFER: usize = 0x1_0000;
 
 /// The car's companion session settings: every capability, Opus and the development PCM
 /// codec.
@@ -32,10 +37,12 @@ where
 {
     let mut session = CarSession::new(session_config());
     let mut receipts = shared.receipts.subscribe();
+    let mut outbox: watch::Receiver<u64> = shared.outbox.subscribe();
+    let mut reply: Option<String> = None;
     session.start(now());
     let mut buf = vec![0u8; READ_BUFFER];
     let reason = loop {
-        match flush(&mut session, &mut stream, &shared).await {
+        match flush(&mut session, &mut stream, &shared, &mut reply).await {
             Ok(true) => {}
             Ok(false) => break "protocol session closed".to_owned(),
             Err(e) => break e,
@@ -56,6 +63,10 @@ where
                 }
                 Err(broadcast::error::RecvError::Closed) => break "shutting down".to_owned(),
             },
+            changed = outbox.changed() => match changed {
+                Ok(()) => offer_reply(&mut session, &shared, &mut reply).await,
+                Err(_) => break "shutting down".to_owned(),
+            },
         }
     };
     tracing::info!(peer, reason, "companion link closed");
@@ -63,10 +74,17 @@ where
 
 /// Writes what the session wants sent, then handles its events; repeats until both are
 /// empty (handling an event may queue frames). `Ok(false)`: the session closed.
-async fn flush<S>(session: &mut CarSession, stream: &mut S, shared: &Shared) -> Result<bool, String>
+async fn flush<S>(
+    session: &mut CarSession,
+    stream: &mut S,
+    shared: &Shared,
+    reply: &mut Option<String>,
+) -> Result<bool, String>
 where
     S: AsyncWrite + Unpin,
 {
+    // An event read ahead while merging chunks.
+    let mut ahead = None;
     loop {
         while let Some(frame) = session.poll_transmit() {
             stream
@@ -74,7 +92,7 @@ where
                 .await
                 .map_err(|e| format!("write failed: {e}"))?;
         }
-        let Some(event) = session.poll_event() else {
+        let Some(mut event) = ahead.take().or_else(|| session.poll_event()) else {
             stream
                 .flush()
                 .await
@@ -89,11 +107,37 @@ where
             let _ = stream.flush().await;
             return Ok(false);
         }
-        on_event(session, shared, event).await;
+        // Consecutive chunks of one message (one read holds several) go to the spool as
+        // one append and one fsync.
+        if let Event::ChunkReceived { id, offset, data } = &mut event {
+            loop {
+                match session.poll_event() {
+                    Some(Event::ChunkReceived {
+                        id: next_id,
+                        offset: next_offset,
+                        data: more,
+                    }) if next_id == *id
+                        && u64::from(next_offset) == u64::from(*offset) + data.len() as u64 =>
+                    {
+                        data.extend_from_slice(&more);
+                    }
+                    other => {
+                        ahead = other;
+                        break;
+                    }
+                }
+            }
+        }
+        on_event(session, shared, reply, event).await;
     }
 }
 
-async fn on_event(session: &mut CarSession, shared: &Shared, event: Event) {
+async fn on_event(
+    session: &mut CarSession,
+    shared: &Shared,
+    reply: &mut Option<String>,
+    event: Event,
+) {
     match event {
         Event::Connected(peer) => {
             tracing::info!(device = peer.device_name, "companion connected");
@@ -104,6 +148,39 @@ async fn on_event(session: &mut CarSession, shared: &Shared, event: Event) {
                 },
             );
             send_pending_receipts(session, shared).await;
+            offer_reply(session, shared, reply).await;
+        }
+        Event::ReplyAcked { id } => {
+            *reply = None;
+            let owned = id.clone();
+            if let Err(e) = shared.spool.with(move |s| s.outbox().remove(&owned)).await {
+                tracing::error!(id, error = %e, "cannot remove a delivered reply");
+            }
+            publish(&shared.events, DaemonEvent::ReplyDelivered { id });
+            shared.audio.chime(Chime::ReplySent);
+            offer_reply(session, shared, reply).await;
+        }
+        Event::OfferRejected { id, code, message } if reply.as_deref() == Some(id.as_str()) => {
+            *reply = None;
+            if code == ErrorCode::Busy {
+                // Offered again on the next link.
+                tracing::info!(id, "the phone is busy; the reply waits for the next link");
+                return;
+            }
+            tracing::warn!(id, ?code, message, "the phone refused the reply");
+            let owned = id.clone();
+            if let Err(e) = shared.spool.with(move |s| s.outbox().remove(&owned)).await {
+                tracing::error!(id, error = %e, "cannot remove a refused reply");
+            }
+            publish(
+                &shared.events,
+                DaemonEvent::ReplyFailed {
+                    id,
+                    reason: format!("{code:?}: {message}"),
+                },
+            );
+            shared.audio.chime(Chime::Error);
+            offer_reply(session, shared, reply).await;
         }
         Event::MessageStarted(m) => on_offer(session, shared, m).await,
         Event::ChunkReceived { id, offset, data } => {
@@ -221,6 +298,33 @@ async fn send_pending_receipts(session: &mut CarSession, shared: &Shared) {
     let pending = shared.spool.with(|s| Ok(s.pending_receipts())).await;
     for entry in pending.unwrap_or_default() {
         send_listened(session, shared, &entry.meta.id).await;
+    }
+}
+
+/// Offers the oldest reply in the outbox, unless one is already out on this link. It stays
+/// in the outbox until the phone acknowledges it: a link lost before that offers it again.
+async fn offer_reply(session: &mut CarSession, shared: &Shared, reply: &mut Option<String>) {
+    if reply.is_some() || !session.is_connected() {
+        return;
+    }
+    let oldest = match shared.spool.with(|s| s.outbox().oldest()).await {
+        Ok(Some(r)) => r,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the outbox");
+            return;
+        }
+    };
+    let (meta, data) = oldest;
+    let id = meta.id.clone();
+    match session.send_reply(meta, data) {
+        Ok(()) => {
+            tracing::info!(id, "offering a voice reply");
+            *reply = Some(id.clone());
+            publish(&shared.events, DaemonEvent::ReplyOffered { id });
+        }
+        // Kept for a phone (or an app version) that takes it.
+        Err(e) => tracing::warn!(id, error = %e, "cannot offer the reply on this link"),
     }
 }
 

@@ -261,6 +261,8 @@ pub struct Entry {
 pub struct Spool {
     root: PathBuf,
     limits: Limits,
+    /// Voice replies waiting for the phone's `REPLY_ACK`.
+    outbox: super::outbox::Outbox,
     /// Complete messages by id.
     index: BTreeMap<String, Entry>,
 }
@@ -275,6 +277,7 @@ impl Spool {
         let mut spool = Spool {
             root: root.to_owned(),
             limits,
+            outbox: super::outbox::Outbox::open(&root.join("outbox"))?,
             index: BTreeMap::new(),
         };
         spool.clean_tmp()?;
@@ -469,6 +472,11 @@ impl Spool {
         fs::read(&path).map_err(io_at(&path))
     }
 
+    /// The voice replies waiting for the phone (`outbox/` in the spool).
+    pub fn outbox(&mut self) -> &mut super::outbox::Outbox {
+        &mut self.outbox
+    }
+
     /// All complete messages, by id.
     pub fn entries(&self) -> impl Iterator<Item = &Entry> {
         self.index.values()
@@ -582,7 +590,7 @@ pub fn unix_ms() -> u64 {
 }
 
 /// The directory name of a message: its id in lowercase hex (ids are at most 64 bytes).
-fn dir_name(id: &str) -> String {
+pub(super) fn dir_name(id: &str) -> String {
     id.bytes().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -591,19 +599,19 @@ fn read_meta(dir: &Path) -> Option<Meta> {
     Meta::decode(&text)
 }
 
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), SpoolError> {
+pub(super) fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), SpoolError> {
     let mut f = File::create(path).map_err(io_at(path))?;
     f.write_all(bytes).map_err(io_at(path))?;
     f.sync_all().map_err(io_at(path))
 }
 
-fn sync_dir(dir: &Path) -> Result<(), SpoolError> {
+pub(super) fn sync_dir(dir: &Path) -> Result<(), SpoolError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io_at(dir))
 }
 
-fn remove(path: &Path) -> Result<(), SpoolError> {
+pub(super) fn remove(path: &Path) -> Result<(), SpoolError> {
     match fs::remove_dir_all(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -614,18 +622,18 @@ fn remove(path: &Path) -> Result<(), SpoolError> {
     }
 }
 
-fn io_at(path: &Path) -> impl FnOnce(io::Error) -> SpoolError + '_ {
+pub(super) fn io_at(path: &Path) -> impl FnOnce(io::Error) -> SpoolError + '_ {
     move |source| SpoolError::Io {
         path: path.to_owned(),
         source,
     }
 }
 
-fn escape(s: &str) -> String {
+pub(super) fn escape(s: &str) -> String {
     s.replace('\\', "\\\\").replace('\n', "\\n")
 }
 
-fn unescape(s: &str) -> String {
+pub(super) fn unescape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut chars = s.chars();
     while let Some(c) = chars.next() {

@@ -17,6 +17,17 @@ pub const HFP_AG_UUID: &str = "0000111f-0000-1000-8000-00805f9b34fb";
 /// UUID of codriver's companion protocol (voice and text messages from the phone app).
 pub const COMPANION_UUID: &str = "c0d71e00-5a5e-4c61-9b1a-6f8b2a3e0001";
 
+/// UUID of the companion GATT service, which the car advertises over LE and which holds the
+/// PSM characteristic (docs/companion-protocol.md, section 2).
+pub const COMPANION_GATT_SERVICE_UUID: &str = "c0d71e00-5a5e-4c61-9b1a-6f8b2a3e0002";
+
+/// UUID of the companion service's read-only characteristic holding the LE L2CAP PSM of the
+/// companion transport, as a `u16` little-endian.
+pub const COMPANION_PSM_CHARACTERISTIC_UUID: &str = "c0d71e00-5a5e-4c61-9b1a-6f8b2a3e0003";
+
+/// Apple's `CBUUIDL2CAPPSMCharacteristicString`: the same PSM under the UUID iOS apps know.
+pub const APPLE_L2CAP_PSM_CHARACTERISTIC_UUID: &str = "abdd3056-28fa-441d-a470-55a75a52553a";
+
 /// Capacity of every event channel a backend hands out. A slow consumer makes the backend
 /// wait (or drop, where it cannot wait); nothing a phone does can grow memory without bound.
 pub const EVENT_CHANNEL_CAPACITY: usize = 32;
@@ -59,6 +70,24 @@ pub trait BluetoothHost: Send + Sync {
         device: Address,
         kind: ProfileKind,
     ) -> Result<(), BluetoothError>;
+
+    /// Opens the companion protocol's LE transport: a listening LE L2CAP connection-oriented
+    /// channel on a dynamic PSM that requires an encrypted link, and the GATT companion service
+    /// whose PSM characteristic tells phones which PSM to open. Accepted channels arrive on the
+    /// returned receiver as [`ProfileKind::Companion`] connections with
+    /// [`Transport::LeL2cap`]; the caller decides which devices may use them.
+    ///
+    /// Calling it again replaces the previous listener (after a bluetoothd restart, whose
+    /// GATT registration died with it). Phones find the car only while it advertises, see
+    /// [`set_companion_advertising`](Self::set_companion_advertising).
+    async fn companion_le_listen(
+        &self,
+    ) -> Result<mpsc::Receiver<ProfileConnection>, BluetoothError>;
+
+    /// Starts (`true`) or stops LE advertising of the companion GATT service, connectable, so
+    /// that phones without RFCOMM (iOS) can connect. Without a companion LE listener it does
+    /// nothing.
+    async fn set_companion_advertising(&self, enabled: bool) -> Result<(), BluetoothError>;
 
     /// Marks a device trusted (it may then connect without asking) or not.
     async fn set_trusted(&self, device: Address, trusted: bool) -> Result<(), BluetoothError>;
@@ -287,12 +316,32 @@ pub trait ByteStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> ByteStream for T {}
 
+/// What carries a profile connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// RFCOMM over BR/EDR, from a profile registered with BlueZ.
+    Rfcomm,
+    /// An LE L2CAP connection-oriented channel (credit based).
+    LeL2cap,
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Transport::Rfcomm => "rfcomm",
+            Transport::LeL2cap => "le-l2cap",
+        })
+    }
+}
+
 /// A new profile connection handed to the service that owns the profile.
 pub struct ProfileConnection {
-    /// The remote device.
+    /// The remote device (its identity address).
     pub device: Address,
     /// Which profile the connection belongs to.
     pub kind: ProfileKind,
+    /// What carries it.
+    pub transport: Transport,
     /// The connection's byte stream; dropping it closes the connection.
     pub stream: Box<dyn ByteStream>,
 }
@@ -302,6 +351,7 @@ impl fmt::Debug for ProfileConnection {
         f.debug_struct("ProfileConnection")
             .field("device", &self.device)
             .field("kind", &self.kind)
+            .field("transport", &self.transport)
             .finish_non_exhaustive()
     }
 }

@@ -11,21 +11,28 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bluer::adv::{Advertisement, AdvertisementHandle};
 use bluer::agent::{
     Agent, AgentHandle, AuthorizeServiceFn, DisplayPasskeyFn, ReqError, ReqResult,
     RequestAuthorizationFn, RequestConfirmationFn, RequestPasskeyFn, RequestPinCodeFn,
 };
+use bluer::gatt::local::{
+    Application, ApplicationHandle, Characteristic, CharacteristicRead, Service,
+};
+use bluer::l2cap::{self, SecurityLevel};
 use bluer::rfcomm::{Profile, ProfileHandle};
-use bluer::{AdapterEvent, DeviceProperty, ErrorKind, InternalErrorKind};
+use bluer::{AdapterEvent, AddressType, DeviceProperty, ErrorKind, InternalErrorKind};
 use futures_util::stream::{SelectAll, Stream, StreamExt};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
 use crate::Address;
 use crate::bluetooth::{
-    AdapterInfo, AdapterSettings, AgentRejection, AgentReply, AgentRequest, BluetoothError,
-    BluetoothHost, COMPANION_UUID, DeviceEvent, DeviceInfo, EVENT_CHANNEL_CAPACITY, HFP_AG_UUID,
-    ProfileConnection, ProfileKind, ProfileSpec, ServiceEvent,
+    APPLE_L2CAP_PSM_CHARACTERISTIC_UUID, AdapterInfo, AdapterSettings, AgentRejection, AgentReply,
+    AgentRequest, BluetoothError, BluetoothHost, COMPANION_GATT_SERVICE_UUID,
+    COMPANION_PSM_CHARACTERISTIC_UUID, COMPANION_UUID, DeviceEvent, DeviceInfo,
+    EVENT_CHANNEL_CAPACITY, HFP_AG_UUID, ProfileConnection, ProfileKind, ProfileSpec, ServiceEvent,
+    Transport,
 };
 
 /// bluetoothd's well-known bus name.
@@ -66,6 +73,25 @@ struct Registrations {
     /// Device-event and service-watch tasks; each also ends by itself when its receiver is
     /// dropped.
     event_tasks: Vec<AbortHandle>,
+    /// The companion LE transport, while it listens.
+    companion_le: Option<CompanionLe>,
+    /// The companion service's LE advertisement; dropping it stops advertising.
+    advertisement: Option<AdvertisementHandle>,
+}
+
+/// The companion LE transport: the task accepting L2CAP channels (it owns the listening
+/// socket) and the GATT application publishing its PSM.
+struct CompanionLe {
+    accept_task: AbortHandle,
+    psm: u16,
+    /// bluer unregisters the application when this drops.
+    _gatt: ApplicationHandle,
+}
+
+impl Drop for CompanionLe {
+    fn drop(&mut self) {
+        self.accept_task.abort();
+    }
 }
 
 impl BluezHost {
@@ -109,7 +135,7 @@ impl BluezHost {
 
 impl Drop for BluezHost {
     fn drop(&mut self) {
-        let registrations = self.registrations();
+        let mut registrations = self.registrations();
         for task in registrations
             .profiles
             .values()
@@ -117,6 +143,8 @@ impl Drop for BluezHost {
         {
             task.abort();
         }
+        registrations.advertisement = None;
+        registrations.companion_le = None;
     }
 }
 
@@ -303,6 +331,67 @@ impl BluetoothHost for BluezHost {
                 })
             }
         }
+    }
+
+    /// Listens on our adapter's LE public address, dynamic PSM, security level medium: the
+    /// kernel refuses a channel (L2CAP "insufficient authentication/encryption") until the
+    /// link is encrypted with a key from a bond, so only bonded phones get through. The peer
+    /// address of an accepted channel is the phone's identity address: the kernel resolves a
+    /// private address with the IRK the phone gave at pairing.
+    async fn companion_le_listen(
+        &self,
+    ) -> Result<mpsc::Receiver<ProfileConnection>, BluetoothError> {
+        // Replace any previous listener first, and with it its advertisement.
+        {
+            let mut registrations = self.registrations();
+            registrations.advertisement = None;
+            registrations.companion_le = None;
+        }
+        let own = self.adapter.address().await.map_err(backend_error)?;
+        let listener = companion_listener(own).map_err(|e| BluetoothError::Backend(Box::new(e)))?;
+        let psm = listener
+            .as_ref()
+            .local_addr()
+            .map_err(|e| BluetoothError::Backend(Box::new(e)))?
+            .psm;
+        let gatt = self
+            .adapter
+            .serve_gatt_application(companion_gatt_application(psm)?)
+            .await
+            .map_err(backend_error)?;
+        let (tx, rx) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
+        let task = tokio::spawn(serve_companion_le(listener, tx));
+        self.registrations().companion_le = Some(CompanionLe {
+            accept_task: task.abort_handle(),
+            psm,
+            _gatt: gatt,
+        });
+        tracing::info!(
+            psm = format!("{psm:#06x}"),
+            "companion LE L2CAP transport listening"
+        );
+        Ok(rx)
+    }
+
+    async fn set_companion_advertising(&self, enabled: bool) -> Result<(), BluetoothError> {
+        let listening = self.registrations().companion_le.as_ref().map(|le| le.psm);
+        if !enabled || listening.is_none() {
+            if self.registrations().advertisement.take().is_some() {
+                tracing::debug!("companion LE advertising stopped");
+            }
+            return Ok(());
+        }
+        if self.registrations().advertisement.is_some() {
+            return Ok(());
+        }
+        let handle = self
+            .adapter
+            .advertise(companion_advertisement()?)
+            .await
+            .map_err(backend_error)?;
+        self.registrations().advertisement = Some(handle);
+        tracing::debug!("companion LE advertising started");
+        Ok(())
     }
 
     async fn set_trusted(&self, device: Address, trusted: bool) -> Result<(), BluetoothError> {
@@ -833,6 +922,7 @@ async fn serve_profile(
                 let connection = ProfileConnection {
                     device,
                     kind,
+                    transport: Transport::Rfcomm,
                     stream: Box::new(stream),
                 };
                 if tx.send(connection).await.is_err() {
@@ -841,6 +931,97 @@ async fn serve_profile(
             }
             Err(e) => {
                 tracing::warn!(%kind, %device, error = %e, "cannot accept profile connection")
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Companion over LE: L2CAP CoC listener, GATT service with the PSM, advertisement
+
+/// Pending LE channels the kernel queues before we accept them.
+const COMPANION_LE_BACKLOG: u32 = 4;
+
+/// A listening LE L2CAP CoC socket on `own` (LE public), dynamic PSM, encryption required.
+fn companion_listener(own: bluer::Address) -> std::io::Result<l2cap::StreamListener> {
+    let socket = l2cap::Socket::<l2cap::Stream>::new_stream()?;
+    socket.set_security(l2cap::Security {
+        level: SecurityLevel::Medium,
+        key_size: 0,
+    })?;
+    socket.bind(l2cap::SocketAddr::new(own, AddressType::LePublic, 0))?;
+    socket.listen(COMPANION_LE_BACKLOG)
+}
+
+/// The companion GATT service: the PSM, `u16` little-endian, readable by anyone (it is no
+/// secret: the channel itself needs an encrypted, bonded link), under codriver's UUID and
+/// Apple's.
+fn companion_gatt_application(psm: u16) -> Result<Application, BluetoothError> {
+    let characteristic = |uuid: &str| -> Result<Characteristic, BluetoothError> {
+        Ok(Characteristic {
+            uuid: parse_uuid(uuid)?,
+            read: Some(CharacteristicRead {
+                read: true,
+                fun: Box::new(move |_request| {
+                    Box::pin(async move { Ok(psm.to_le_bytes().to_vec()) })
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+    };
+    Ok(Application {
+        services: vec![Service {
+            uuid: parse_uuid(COMPANION_GATT_SERVICE_UUID)?,
+            primary: true,
+            characteristics: vec![
+                characteristic(COMPANION_PSM_CHARACTERISTIC_UUID)?,
+                characteristic(APPLE_L2CAP_PSM_CHARACTERISTIC_UUID)?,
+            ],
+            ..Default::default()
+        }],
+        ..Default::default()
+    })
+}
+
+/// Connectable advertising of the companion service UUID. The flags follow the adapter's
+/// discoverable setting (general discoverable only inside the pairing window); a 128-bit UUID
+/// leaves no room for the name, which phones read over GATT anyway.
+fn companion_advertisement() -> Result<Advertisement, BluetoothError> {
+    Ok(Advertisement {
+        advertisement_type: bluer::adv::Type::Peripheral,
+        service_uuids: [parse_uuid(COMPANION_GATT_SERVICE_UUID)?]
+            .into_iter()
+            .collect(),
+        ..Default::default()
+    })
+}
+
+/// Accepts companion LE channels and forwards them until the receiver is dropped.
+async fn serve_companion_le(listener: l2cap::StreamListener, tx: mpsc::Sender<ProfileConnection>) {
+    loop {
+        let accepted = tokio::select! {
+            () = tx.closed() => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let device = from_bluer(peer.addr);
+                tracing::debug!(%device, address_type = ?peer.addr_type, "companion LE channel");
+                let connection = ProfileConnection {
+                    device,
+                    kind: ProfileKind::Companion,
+                    transport: Transport::LeL2cap,
+                    stream: Box::new(stream),
+                };
+                if tx.send(connection).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "companion LE accept failed");
+                // Out of file descriptors and the like: do not spin.
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
     }

@@ -1,6 +1,7 @@
 //! Mock audio: an output that records what was played, an input that plays fixtures.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -37,6 +38,8 @@ struct OutputInner {
     /// Counts finished streams so tests can wait for playback without sleeping.
     finished: watch::Sender<usize>,
     expectations: Expectations<(Focus, String)>,
+    /// Writes take as long as the samples last (tokio time), like a sound card.
+    paced: AtomicBool,
 }
 
 impl Default for MockAudioOutput {
@@ -46,6 +49,7 @@ impl Default for MockAudioOutput {
                 playbacks: Mutex::new(Vec::new()),
                 finished: watch::channel(0).0,
                 expectations: Expectations::new("MockAudioOutput"),
+                paced: AtomicBool::new(false),
             }),
         }
     }
@@ -63,6 +67,12 @@ impl MockAudioOutput {
         self.inner
             .expectations
             .expect((focus, label_prefix.to_owned()));
+    }
+
+    /// Makes every write take as long as its samples last (in tokio time), as a sound card
+    /// does, so a test can act while something plays. Off by default: writes return at once.
+    pub fn set_paced(&self, paced: bool) {
+        self.inner.paced.store(paced, Ordering::Relaxed);
     }
 
     /// Panics if an expected playback has not happened.
@@ -139,6 +149,9 @@ impl PcmSink for MockSink {
     }
 
     async fn write(&mut self, samples: &[i16]) -> Result<(), AudioError> {
+        if self.inner.paced.load(Ordering::Relaxed) {
+            tokio::time::sleep(self.format.duration_of(samples.len())).await;
+        }
         let gain = self.gain;
         lock(&self.inner.playbacks)[self.index].samples.extend(
             samples

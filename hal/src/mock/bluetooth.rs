@@ -17,7 +17,7 @@ use crate::Address;
 use crate::bluetooth::{
     AdapterInfo, AdapterSettings, AgentRejection, AgentReply, AgentRequest, BluetoothError,
     BluetoothHost, DeviceEvent, DeviceInfo, EVENT_CHANNEL_CAPACITY, ProfileConnection, ProfileKind,
-    ProfileSpec, ServiceEvent,
+    ProfileSpec, ServiceEvent, Transport,
 };
 
 /// Buffer size of the simulated RFCOMM pipes (an RFCOMM frame is at most ~1 KiB).
@@ -48,6 +48,10 @@ pub enum BluetoothCall {
     DisconnectDevice(Address),
     /// `service_events()`.
     ServiceEvents,
+    /// `companion_le_listen()`.
+    CompanionLeListen,
+    /// `set_companion_advertising(enabled)`.
+    SetCompanionAdvertising(bool),
 }
 
 /// The daemon's side of the mock: implements [`BluetoothHost`]. Clones share state.
@@ -78,6 +82,10 @@ struct State {
     device_subscribers: Vec<mpsc::Sender<DeviceEvent>>,
     agent: Option<mpsc::Sender<AgentRequest>>,
     profiles: HashMap<ProfileKind, mpsc::Sender<ProfileConnection>>,
+    /// The companion LE listener, once opened.
+    companion_le: Option<mpsc::Sender<ProfileConnection>>,
+    /// Whether the companion service is advertised over LE (phones can connect over LE).
+    companion_advertising: bool,
     /// Phones in range that accept connections the car opens.
     listeners: HashMap<Address, mpsc::Sender<(ProfileKind, DuplexStream)>>,
     /// Whether the simulated bluetoothd is on the bus; while it is not, every call fails with
@@ -127,6 +135,9 @@ pub enum RadioError {
     /// The car has not registered that profile.
     #[error("profile {0} is not registered")]
     ProfileNotRegistered(ProfileKind),
+    /// The car does not advertise its companion service over LE, so no LE link can be made.
+    #[error("the car does not advertise the companion service over LE")]
+    NotAdvertising,
 }
 
 impl State {
@@ -161,6 +172,8 @@ impl MockBluetooth {
                     device_subscribers: Vec::new(),
                     agent: None,
                     profiles: HashMap::new(),
+                    companion_le: None,
+                    companion_advertising: false,
                     listeners: HashMap::new(),
                     service_up: true,
                     service_subscribers: Vec::new(),
@@ -229,6 +242,8 @@ impl MockBluetooth {
             state.pairing_mode = false;
             state.agent = None;
             state.profiles.clear();
+            state.companion_le = None;
+            state.companion_advertising = false;
             state.device_subscribers.clear();
             for d in state.devices.values_mut() {
                 d.connected = false;
@@ -269,6 +284,19 @@ impl MockBluetooth {
             .collect();
         kinds.sort_by_key(|k| k.uuid());
         kinds
+    }
+
+    /// Whether the companion service is advertised over LE now.
+    pub fn is_advertising_companion(&self) -> bool {
+        lock(&self.inner.state).companion_advertising
+    }
+
+    /// Whether the companion LE listener is open (and its receiver still held).
+    pub fn companion_le_listening(&self) -> bool {
+        lock(&self.inner.state)
+            .companion_le
+            .as_ref()
+            .is_some_and(|tx| !tx.is_closed())
     }
 
     fn record(&self, call: BluetoothCall) -> Result<(), BluetoothError> {
@@ -385,10 +413,29 @@ impl BluetoothHost for MockBluetooth {
             .send(ProfileConnection {
                 device,
                 kind,
+                transport: Transport::Rfcomm,
                 stream: Box::new(car),
             })
             .await
             .map_err(|_| unreachable("profile handler gone"))?;
+        Ok(())
+    }
+
+    async fn companion_le_listen(
+        &self,
+    ) -> Result<mpsc::Receiver<ProfileConnection>, BluetoothError> {
+        self.record(BluetoothCall::CompanionLeListen)?;
+        let (tx, rx) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
+        let mut state = lock(&self.inner.state);
+        state.companion_le = Some(tx);
+        state.companion_advertising = false;
+        Ok(rx)
+    }
+
+    async fn set_companion_advertising(&self, enabled: bool) -> Result<(), BluetoothError> {
+        self.record(BluetoothCall::SetCompanionAdvertising(enabled))?;
+        let mut state = lock(&self.inner.state);
+        state.companion_advertising = enabled && state.companion_le.is_some();
         Ok(())
     }
 
@@ -572,10 +619,42 @@ impl MockRadio {
             .send(ProfileConnection {
                 device: address,
                 kind,
+                transport: Transport::Rfcomm,
                 stream: Box::new(car),
             })
             .await
             .map_err(|_| RadioError::ProfileNotRegistered(kind))?;
+        Ok(phone)
+    }
+
+    /// The phone opens the companion LE L2CAP channel to the car (as an iPhone does after
+    /// reading the PSM over GATT); returns the phone's end. Needs a bond (LE encryption) and
+    /// the car advertising the companion service.
+    pub async fn connect_companion_le(&self, address: Address) -> Result<DuplexStream, RadioError> {
+        let listener = {
+            let state = lock(&self.inner.state);
+            if !state.devices.get(&address).is_some_and(|d| d.paired) {
+                return Err(RadioError::NotPaired);
+            }
+            if !state.companion_advertising {
+                return Err(RadioError::NotAdvertising);
+            }
+            state
+                .companion_le
+                .clone()
+                .ok_or(RadioError::NotAdvertising)?
+        };
+        let (car, phone) = tokio::io::duplex(PIPE_BUFFER);
+        self.set_connected(address, true).await;
+        listener
+            .send(ProfileConnection {
+                device: address,
+                kind: ProfileKind::Companion,
+                transport: Transport::LeL2cap,
+                stream: Box::new(car),
+            })
+            .await
+            .map_err(|_| RadioError::NotAdvertising)?;
         Ok(phone)
     }
 

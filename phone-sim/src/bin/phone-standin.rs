@@ -8,10 +8,17 @@
 //! Audio Gateway connection, whoever opened it, is served by the sans-IO
 //! [`AudioGateway`] over the real RFCOMM socket.
 //!
+//! With `--companion rfcomm` or `--companion l2cap` it plays the phone's messaging app: it
+//! finds the car's companion transport as a phone does (Android: SDP query for the companion
+//! UUID's RFCOMM channel; iOS: the companion GATT service's PSM characteristic, then an LE
+//! L2CAP channel to the car's LE public address), sends one voice message with
+//! [`CompanionPhone`] and waits for the car's delivery ack.
+//!
 //! It prints one line per milestone on standard output, `STANDIN <what> key=value…`, which
 //! the scenario scripts wait for (`ready`, `paired`, `hfp-connected`, `slc-established`,
-//! `hfp-closed`). It runs until SIGTERM/SIGINT, or exits 0 after the first service level
-//! connection with `--exit-after-slc`.
+//! `hfp-closed`, `companion-delivered`). It runs until SIGTERM/SIGINT, or exits 0 after the
+//! first service level connection with `--exit-after-slc`, or after the companion exchange
+//! with `--companion`.
 //!
 //! With `--call-audio cvsd,msbc` it also places calls once the service level connection is up,
 //! one per codec listed: it selects the codec (`+BCS`), rings (`RING`, `+CLIP`), waits for the
@@ -25,7 +32,11 @@
 //! microphone), `phone-standin tone-check FILE HZ MIN_MS` checks a WAV the car played.
 //!
 //! In the VM both controllers share one bluetoothd, so every registered profile listens on
-//! both adapters; connections whose local end is not this program's adapter are refused.
+//! both adapters; connections whose local end is not this program's adapter are refused. For
+//! the same reason the companion transports are found and opened with this program's own
+//! sockets (SDP and ATT over L2CAP, bound to its adapter): bluetoothd's profile API would
+//! hand the car's companion profile back to the car (codriverd registered that UUID), and
+//! its GATT client would not pick the LE bearer for a device bonded over BR/EDR.
 
 use std::error::Error;
 use std::process::ExitCode;
@@ -33,12 +44,22 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use bluer::agent::{Agent, AgentHandle};
-use bluer::rfcomm::{ConnectRequest, Profile as BluezProfile, ProfileHandle, Stream};
-use bluer::{Adapter, AdapterEvent, Address, Device, DiscoveryFilter, DiscoveryTransport};
+use bluer::l2cap;
+use bluer::rfcomm::{self, ConnectRequest, Profile as BluezProfile, ProfileHandle, Stream};
+use bluer::{
+    Adapter, AdapterEvent, Address, AddressType, Device, DiscoveryFilter, DiscoveryTransport,
+};
 use codriver_callaudio::{CallCodec, CallPipeline, PipelineConfig};
+use codriver_companion::Event;
 use codriver_hal::linux::KernelSco;
 use codriver_hal::{AirMode, ScoTransport};
 use codriver_phone_sim::ag::{AgEvent, AudioGateway, Profile};
+use codriver_phone_sim::companion::{CompanionPhone, fixture_pcm, voice_message};
+use codriver_phone_sim::discovery::{
+    ATT_CID, AttIncoming, SDP_PSM, att_classify, att_find_service_request,
+    att_read_by_type_request, att_read_by_type_value, att_service_range, psm_from_value,
+    sdp_rfcomm_channel, sdp_search_request, uuid_bytes,
+};
 use codriver_phone_sim::tone;
 use futures_util::StreamExt;
 use std::sync::Arc;
@@ -53,6 +74,14 @@ const HFP_HF_UUID: &str = "0000111e-0000-1000-8000-00805f9b34fb";
 const HFP_AG_UUID: &str = "0000111f-0000-1000-8000-00805f9b34fb";
 /// How long pairing and the outgoing Hands-Free connection may take.
 const STEP_TIMEOUT: Duration = Duration::from_secs(30);
+/// The companion protocol's RFCOMM service class (SDP).
+const COMPANION_UUID: &str = "c0d71e00-5a5e-4c61-9b1a-6f8b2a3e0001";
+/// The companion GATT service, advertised by the car over LE.
+const COMPANION_GATT_SERVICE_UUID: &str = "c0d71e00-5a5e-4c61-9b1a-6f8b2a3e0002";
+/// Its PSM characteristic: the LE L2CAP PSM, `u16` little-endian.
+const COMPANION_PSM_CHARACTERISTIC_UUID: &str = "c0d71e00-5a5e-4c61-9b1a-6f8b2a3e0003";
+/// Length of the voice message sent (s16le 16 kHz mono: 32 bytes per millisecond).
+const VOICE_MS: u32 = 4000;
 
 type BoxError = Box<dyn Error + Send + Sync>;
 
@@ -91,7 +120,7 @@ fn main() -> ExitCode {
 }
 
 const USAGE: &str = "usage: phone-standin --car ADDRESS [--adapter hci1] [--profile NAME] \
-[--pair] [--connect] [--exit-after-slc]
+[--pair] [--connect] [--exit-after-slc] [--companion rfcomm|l2cap]
        [--call-audio cvsd,msbc] [--call-seconds N]
        phone-standin write-tone FILE HZ RATE SECONDS
        phone-standin tone-check FILE HZ MIN_MS
@@ -101,11 +130,21 @@ const USAGE: &str = "usage: phone-standin --car ADDRESS [--adapter hci1] [--prof
   --pair            pair with the car by address (accepting on the phone side)
   --connect         open the Hands-Free link to the car (else wait for the car to connect)
   --exit-after-slc  exit 0 once a service level connection is established
+  --companion T     send one voice message over the companion transport T (rfcomm: SDP, then
+                    RFCOMM; l2cap: GATT PSM characteristic over LE, then an LE L2CAP channel),
+                    wait for the car's delivery ack, and exit 0
   --call-audio LIST after the SLC, one incoming call per codec (cvsd, msbc) with a 1 kHz tone
                     over SCO; checks the car's 440 Hz tone coming back; exits when done
   --call-seconds N  seconds of audio per call (default 4)
   write-tone        writes a half-scale sine WAV (16-bit mono)
   tone-check        checks that FILE holds HZ intact for at least MIN_MS; exit 1 if not";
+
+/// The companion transport to exercise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CompanionTransport {
+    Rfcomm,
+    L2cap,
+}
 
 /// Command-line options.
 #[derive(Debug)]
@@ -118,6 +157,7 @@ struct Options {
     exit_after_slc: bool,
     call_audio: Vec<CallCodec>,
     call_seconds: u32,
+    companion: Option<CompanionTransport>,
 }
 
 impl Options {
@@ -127,6 +167,7 @@ impl Options {
         let mut profile = Profile::AndroidLike;
         let (mut pair, mut connect, mut exit_after_slc) = (false, false, false);
         let (mut call_audio, mut call_seconds) = (Vec::new(), 4);
+        let mut companion = None;
         while let Some(arg) = args.next() {
             let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
             match arg.as_str() {
@@ -155,6 +196,13 @@ impl Options {
                     let v = value("--call-seconds")?;
                     call_seconds = v.parse().map_err(|e| format!("--call-seconds {v}: {e}"))?;
                 }
+                "--companion" => {
+                    companion = Some(match value("--companion")?.as_str() {
+                        "rfcomm" => CompanionTransport::Rfcomm,
+                        "l2cap" => CompanionTransport::L2cap,
+                        other => return Err(format!("--companion {other:?}: rfcomm or l2cap")),
+                    });
+                }
                 other => return Err(format!("unknown argument {other:?}")),
             }
         }
@@ -167,6 +215,7 @@ impl Options {
             exit_after_slc,
             call_audio,
             call_seconds,
+            companion,
         })
     }
 }
@@ -209,7 +258,7 @@ async fn run(options: Options) -> Result<(), BoxError> {
         link,
     ));
 
-    let device = if options.pair || options.connect {
+    let device = if options.pair || options.connect || options.companion.is_some() {
         Some(find_car(&adapter, options.car).await?)
     } else {
         None
@@ -223,6 +272,22 @@ async fn run(options: Options) -> Result<(), BoxError> {
         && options.connect
     {
         connect_hands_free(device).await?;
+    }
+    if let Some(transport) = options.companion {
+        match transport {
+            CompanionTransport::Rfcomm => {
+                let stream = open_companion_rfcomm(own, options.car).await?;
+                companion_exchange(stream, "rfcomm").await?;
+            }
+            CompanionTransport::L2cap => {
+                // The ATT channel keeps the LE link up until the companion channel is open.
+                let (stream, _att) = open_companion_l2cap(own, options.car).await?;
+                companion_exchange(stream, "l2cap").await?;
+            }
+        }
+        server.abort();
+        println!("STANDIN exit");
+        return Ok(());
     }
 
     let mut term = signal(SignalKind::terminate())?;
@@ -372,6 +437,167 @@ async fn connect_hands_free(device: &Device) -> Result<(), BoxError> {
             Err(_) => return Err("connecting Hands-Free timed out".into()),
         }
     }
+}
+
+/// Finds the car's companion RFCOMM channel with an SDP query for the companion UUID (what
+/// Android's `createRfcommSocketToServiceRecord` does) and connects to it from our adapter,
+/// encrypted (security medium: the bond's key).
+async fn open_companion_rfcomm(own: Address, car: Address) -> Result<rfcomm::Stream, BoxError> {
+    let started = Instant::now();
+    let uuid = uuid_bytes(COMPANION_UUID).ok_or("bad companion UUID")?;
+    let sdp = l2cap::Socket::<l2cap::SeqPacket>::new_seq_packet()?;
+    sdp.bind(l2cap::SocketAddr::new(own, AddressType::BrEdr, 0))?;
+    let sdp = timeout(
+        STEP_TIMEOUT,
+        sdp.connect(l2cap::SocketAddr::new(car, AddressType::BrEdr, SDP_PSM)),
+    )
+    .await
+    .map_err(|_| "SDP connection timed out")??;
+    sdp.send(&sdp_search_request(1, uuid)).await?;
+    let mut buf = vec![0u8; 2048];
+    let n = timeout(STEP_TIMEOUT, sdp.recv(&mut buf))
+        .await
+        .map_err(|_| "no SDP answer")??;
+    let channel = sdp_rfcomm_channel(&buf[..n])?;
+    drop(sdp);
+    println!(
+        "STANDIN companion-sdp channel={channel} ms={}",
+        started.elapsed().as_millis()
+    );
+    let socket = rfcomm::Socket::new()?;
+    socket.bind(rfcomm::SocketAddr::new(own, 0))?;
+    socket.set_security(rfcomm::Security {
+        level: rfcomm::SecurityLevel::Medium,
+        key_size: 0,
+    })?;
+    let stream = timeout(
+        STEP_TIMEOUT,
+        socket.connect(rfcomm::SocketAddr::new(car, channel)),
+    )
+    .await
+    .map_err(|_| "companion RFCOMM connection timed out")??;
+    println!(
+        "STANDIN companion-connected transport=rfcomm channel={channel} ms={}",
+        started.elapsed().as_millis()
+    );
+    Ok(stream)
+}
+
+/// Reads the companion PSM from the car's GATT service over LE (ATT on the fixed channel,
+/// to the car's LE public address: the GATT client an iPhone has) and opens the LE L2CAP
+/// channel, encrypted (security medium: the LE key derived when pairing over BR/EDR with
+/// Secure Connections). Returns the channel and the ATT socket, which keeps the LE link up.
+async fn open_companion_l2cap(
+    own: Address,
+    car: Address,
+) -> Result<(l2cap::Stream, l2cap::SeqPacket), BoxError> {
+    let started = Instant::now();
+    let service = uuid_bytes(COMPANION_GATT_SERVICE_UUID).ok_or("bad service UUID")?;
+    let characteristic =
+        uuid_bytes(COMPANION_PSM_CHARACTERISTIC_UUID).ok_or("bad characteristic UUID")?;
+    let att_addr = |addr| l2cap::SocketAddr {
+        addr,
+        addr_type: AddressType::LePublic,
+        psm: 0,
+        cid: ATT_CID,
+    };
+    let att = l2cap::Socket::<l2cap::SeqPacket>::new_seq_packet()?;
+    att.bind(att_addr(own))?;
+    let att = timeout(STEP_TIMEOUT, att.connect(att_addr(car)))
+        .await
+        .map_err(|_| "LE connection (ATT) timed out: is the car advertising?")??;
+    println!(
+        "STANDIN companion-le-connected ms={}",
+        started.elapsed().as_millis()
+    );
+    let range =
+        att_service_range(&att_request(&att, 0x06, &att_find_service_request(service)).await?)?;
+    let value = att_read_by_type_value(
+        &att_request(&att, 0x08, &att_read_by_type_request(range, characteristic)).await?,
+    )?;
+    let psm = psm_from_value(&value)?;
+    println!(
+        "STANDIN companion-gatt psm={psm:#06x} service={:#06x}-{:#06x} ms={}",
+        range.0,
+        range.1,
+        started.elapsed().as_millis()
+    );
+    let socket = l2cap::Socket::<l2cap::Stream>::new_stream()?;
+    socket.set_security(l2cap::Security {
+        level: l2cap::SecurityLevel::Medium,
+        key_size: 0,
+    })?;
+    socket.bind(l2cap::SocketAddr::new(own, AddressType::LePublic, 0))?;
+    let stream = timeout(
+        STEP_TIMEOUT,
+        socket.connect(l2cap::SocketAddr::new(car, AddressType::LePublic, psm)),
+    )
+    .await
+    .map_err(|_| "companion L2CAP connection timed out")??;
+    println!(
+        "STANDIN companion-connected transport=l2cap psm={psm:#06x} ms={}",
+        started.elapsed().as_millis()
+    );
+    Ok((stream, att))
+}
+
+/// Sends one ATT request and waits for its response, answering the car's own requests
+/// meanwhile (its GATT client explores every new LE link).
+async fn att_request(att: &l2cap::SeqPacket, opcode: u8, pdu: &[u8]) -> Result<Vec<u8>, BoxError> {
+    att.send(pdu).await?;
+    let mut buf = [0u8; 512];
+    let answer = timeout(STEP_TIMEOUT, async {
+        loop {
+            let n = att.recv(&mut buf).await?;
+            match att_classify(&buf[..n]) {
+                AttIncoming::Response { request, pdu } if request == opcode => {
+                    return Ok::<_, std::io::Error>(pdu);
+                }
+                AttIncoming::Answer(answer) => {
+                    att.send(&answer).await?;
+                }
+                AttIncoming::Response { .. } | AttIncoming::Ignore => {}
+            }
+        }
+    })
+    .await
+    .map_err(|_| format!("no answer to ATT request {opcode:#04x}"))??;
+    Ok(answer)
+}
+
+/// The messaging app's part: handshake, one voice message, the car's delivery ack.
+async fn companion_exchange<S>(stream: S, transport: &str) -> Result<(), BoxError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let started = Instant::now();
+    let mut phone = CompanionPhone::new(stream, "codriver phone stand-in");
+    phone.handshake(STEP_TIMEOUT).await?;
+    println!(
+        "STANDIN companion-handshake transport={transport} ms={}",
+        started.elapsed().as_millis()
+    );
+    let id = format!("vm-{transport}-1");
+    let audio = fixture_pcm(VOICE_MS);
+    let bytes = audio.len();
+    let sent = Instant::now();
+    phone
+        .send_voice(voice_message(&id, "Alice", VOICE_MS), audio)
+        .await?;
+    phone
+        .wait_for(
+            "the delivery ack",
+            STEP_TIMEOUT,
+            |e| matches!(e, Event::Delivered { id: i } if *i == id),
+        )
+        .await?;
+    let ms = sent.elapsed().as_millis();
+    println!(
+        "STANDIN companion-delivered transport={transport} id={id} bytes={bytes} ms={ms} \
+         kib_per_s={}",
+        (bytes as u128 * 1000 / 1024) / ms.max(1)
+    );
+    Ok(())
 }
 
 /// Accepts Audio Gateway connections from the car and serves each with its own gateway.

@@ -42,12 +42,13 @@ boot_car() {
   ok "pairing window open, hci0 discoverable"
 }
 
-# pair_phone only|connect [STANDIN_ARGS...]: the phone pairs (and with "connect" also opens
-# Hands-Free); codriverd accepts under the allowlist policy without any button.
+# pair_phone only|connect [STANDIN_ARGS...]: the phone pairs (and with "connect" also opens Hands-Free; more
+# arguments go to the stand-in); codriverd accepts under the allowlist policy without any button. The checks
+# wait for each line on its own, so codriverd's phone-paired may come before or after anything else.
 pair_phone() {
-  step "the phone pairs with the car by address ($1)"
-  _how=$1; shift
-  if [ "$_how" = connect ]; then start_standin --pair --connect "$@"; else start_standin --pair "$@"; fi
+  _mode=$1; shift
+  step "the phone pairs with the car by address ($_mode${1:+ $*})"
+  if [ "$_mode" = connect ]; then start_standin --pair --connect "$@"; else start_standin --pair "$@"; fi
   wait_log 40 /tmp/standin.log "STANDIN paired\|STANDIN error"
   grep -q "STANDIN paired" /tmp/standin.log || { cat /tmp/standin.log; fail "the phone did not pair"; }
   wait_log 10 /tmp/codriverd.log "phone-paired" || fail "codriverd did not report phone-paired"
@@ -60,4 +61,27 @@ pair_phone() {
 wait_slc() {
   wait_log "$1" /tmp/codriverd.log "hands-free-ready" "$2" || fail "codriverd: no hands-free-ready (#$2)"
   wait_log 10 /tmp/standin.log "STANDIN slc-established" "$2" || fail "stand-in: no slc-established (#$2)"
+}
+
+# companion_exchange rfcomm|l2cap: pairing, then the stand-in's messaging app finds the car's companion transport,
+# sends one voice message (vm-<transport>-1) and waits for the delivery ack; codriverd must have stored it.
+companion_exchange() {
+  T0=$(now_ms)
+  pair_phone only --companion "$1"
+  step "companion protocol over $1: one voice message, stored and acknowledged"
+  wait_log 90 /tmp/standin.log "STANDIN companion-delivered\|STANDIN error" || fail "the stand-in did not finish its companion exchange"
+  grep -q "STANDIN companion-delivered transport=$1" /tmp/standin.log || fail "no delivery ack over $1: $(grep 'STANDIN error' /tmp/standin.log)"
+  wait_log 10 /tmp/codriverd.log "message-received vm-$1-1 voice Alice" || fail "codriverd did not log the message as received"
+  grep -q "profile-connected $PHONE companion" /tmp/codriverd.log || fail "codriverd did not report the companion connection from $PHONE"
+  # The spool keeps one directory per message (new/ until played, cur/ after) with a meta file naming its id.
+  # Polled: the player may move it from new/ to cur/ between the glob and the read.
+  wait_for 5 "grep -qs 'vm-$1-1' /tmp/codriver/spool/new/*/meta /tmp/codriver/spool/cur/*/meta" \
+    || { ls -lR /tmp/codriver/spool; fail "vm-$1-1 is not in the spool"; }
+  grep -q "connection-refused" /tmp/codriverd.log && fail "codriverd refused a connection: $(grep connection-refused /tmp/codriverd.log)"
+  ok "$(grep -m1 'STANDIN companion-delivered' /tmp/standin.log)"
+  grep 'STANDIN companion-' /tmp/standin.log
+  _line=$(grep -m1 'STANDIN companion-delivered' /tmp/standin.log)
+  echo "MEASURE companion_${1}_pair_to_ack_ms=$(( $(now_ms) - T0 ))"
+  echo "MEASURE companion_${1}_voice_bytes=$(echo "$_line" | sed -n 's/.* bytes=\([0-9]*\).*/\1/p')"
+  echo "MEASURE companion_${1}_offer_to_ack_ms=$(echo "$_line" | sed -n 's/.* ms=\([0-9]*\).*/\1/p')"
 }
