@@ -682,16 +682,8 @@ impl State {
             stream,
             transport: _,
         } = conn;
-        if !self.link.may_connect(device) {
+        if !self.admit(device, kind) {
             // Dropping the stream closes the RFCOMM link.
-            tracing::warn!(%device, "refusing Hands-Free from a device not paired through codriver");
-            publish(
-                &self.events,
-                DaemonEvent::ConnectionRefused {
-                    device,
-                    profile: kind,
-                },
-            );
             return;
         }
         self.link.on_profile_connected(device, kind);
@@ -721,6 +713,23 @@ impl State {
     /// A companion connection (RFCOMM or LE L2CAP): handed to the messages service when the
     /// phone paired through codriver's policy, closed otherwise. BlueZ and the kernel already
     /// required an encrypted link with a bond; the bond alone is not enough.
+    /// Whether `device` may use `kind`: only phones paired through codriver's policy do
+    /// (see [`Link::may_connect`]); a refusal is logged and announced as an event.
+    fn admit(&self, device: codriver_hal::Address, kind: ProfileKind) -> bool {
+        if self.link.may_connect(device) {
+            return true;
+        }
+        tracing::warn!(%device, profile = %kind, "refusing a connection from a device not paired through codriver");
+        publish(
+            &self.events,
+            DaemonEvent::ConnectionRefused {
+                device,
+                profile: kind,
+            },
+        );
+        false
+    }
+
     fn on_companion_connection(&mut self, conn: ProfileConnection) {
         let ProfileConnection {
             device,
@@ -728,16 +737,8 @@ impl State {
             transport,
             stream,
         } = conn;
-        if !self.link.may_connect(device) {
+        if !self.admit(device, kind) {
             // Dropping the stream closes the channel.
-            tracing::warn!(%device, %transport, "refusing the companion protocol from a device not paired through codriver");
-            publish(
-                &self.events,
-                DaemonEvent::ConnectionRefused {
-                    device,
-                    profile: kind,
-                },
-            );
             return;
         }
         let Some(companion) = &self.companion else {

@@ -409,10 +409,14 @@ impl Driver<'_> {
         Ok(link)
     }
 
-    async fn incoming_call(&mut self, link: &mut AgLink) -> Result<(), SimulationError> {
-        let name = Scenario::IncomingCall.name();
+    /// Alice calls; the driver answers with the button once it rings.
+    async fn ring_and_answer(
+        &mut self,
+        link: &mut AgLink,
+        scenario: &'static str,
+    ) -> Result<(), SimulationError> {
         let phone_err = |step: &str, e: codriver_phone_sim::AgLinkError| SimulationError::Phone {
-            scenario: name,
+            scenario,
             step: step.to_owned(),
             reason: e.to_string(),
         };
@@ -435,6 +439,17 @@ impl Driver<'_> {
         })
         .await
         .map_err(|e| phone_err("answer", e))?;
+        Ok(())
+    }
+
+    async fn incoming_call(&mut self, link: &mut AgLink) -> Result<(), SimulationError> {
+        let name = Scenario::IncomingCall.name();
+        let phone_err = |step: &str, e: codriver_phone_sim::AgLinkError| SimulationError::Phone {
+            scenario: name,
+            step: step.to_owned(),
+            reason: e.to_string(),
+        };
+        self.ring_and_answer(link, name).await?;
         self.wait("call active", |e| {
             matches!(e, DaemonEvent::Telephony { line, .. } if line.starts_with("call ") && line.contains(" active "))
         })
@@ -493,25 +508,7 @@ impl Driver<'_> {
         })
         .await?;
 
-        link.command(AgCommand::IncomingCall {
-            number: "+15550100".into(),
-            name: Some("Alice".into()),
-        })
-        .await
-        .map_err(|e| fail("incoming call", e.to_string()))?;
-        self.wait(
-            "ringing",
-            |e| matches!(e, DaemonEvent::Telephony { line, .. } if line.starts_with("ring")),
-        )
-        .await?;
-        tracing::info!("driver: pressing the button to answer");
-        tokio::time::sleep(REACTION).await;
-        self.buttons.press(SIM_BUTTON, SHORT_PRESS).await;
-        link.wait_for("ATA from the car", STEP_LIMIT, |e| {
-            *e == AgEvent::CallAnswered
-        })
-        .await
-        .map_err(|e| fail("answer", e.to_string()))?;
+        self.ring_and_answer(link, name).await?;
 
         // The phone's side: a 1 kHz caller every 7.5 ms, and whatever the car sends back.
         let mut config = PipelineConfig::new(CallCodec::Msbc, 16_000);
