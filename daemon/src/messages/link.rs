@@ -103,6 +103,8 @@ async fn flush<S>(
 where
     S: AsyncWrite + Unpin,
 {
+    // An event read ahead while gathering chunks.
+    let mut ahead = None;
     loop {
         while let Some(frame) = session.poll_transmit() {
             stream
@@ -110,7 +112,7 @@ where
                 .await
                 .map_err(|e| format!("write failed: {e}"))?;
         }
-        let Some(event) = session.poll_event() else {
+        let Some(event) = ahead.take().or_else(|| session.poll_event()) else {
             stream
                 .flush()
                 .await
@@ -124,6 +126,32 @@ where
             }
             let _ = stream.flush().await;
             return Ok(false);
+        }
+        // Consecutive chunks of one message (one read holds several) go to the spool's
+        // writer as one job: one queue hand-off, one vectored write, no copy.
+        if let Event::ChunkReceived { id, offset, data } = event {
+            let mut end = u64::from(offset) + data.len() as u64;
+            let mut chunks = vec![data];
+            loop {
+                match session.poll_event() {
+                    Some(Event::ChunkReceived {
+                        id: next_id,
+                        offset: next_offset,
+                        data,
+                    }) if next_id == id && u64::from(next_offset) == end => {
+                        end += data.len() as u64;
+                        chunks.push(data);
+                    }
+                    other => {
+                        ahead = other;
+                        break;
+                    }
+                }
+            }
+            if let Err(e) = shared.spool.append(id.clone(), offset, chunks).await {
+                refuse(session, &id, &e);
+            }
+            continue;
         }
         on_event(session, shared, reply, receiving, event).await;
     }
@@ -181,12 +209,6 @@ async fn on_event(
             offer_reply(session, shared, reply).await;
         }
         Event::MessageStarted(m) => on_offer(session, shared, receiving, m).await,
-        Event::ChunkReceived { id, offset, data } => {
-            // No copy: the decoded chunk itself goes to the writer thread.
-            if let Err(e) = shared.spool.append(id.clone(), offset, data).await {
-                refuse(session, &id, &e);
-            }
-        }
         Event::MessageComplete(m) => {
             *receiving = None;
             let id = m.id.clone();
