@@ -2,9 +2,10 @@
 //! output) with phone-sim's companion peer over the loopback TCP transport, in real time.
 //!
 //! 1. **Transfer throughput**: a `BENCH_MIB` (8) MiB voice message from offer to
-//!    `DELIVERY_ACK` (every 16 KiB chunk fsync'd into the spool, the commit fsync'd), with the
-//!    spool on tmpfs (`/dev/shm`, protocol and transport cost) and on disk (fsync cost), next
-//!    to a raw TCP copy of the same bytes in 16 KiB writes on the same runtime.
+//!    `DELIVERY_ACK` (16 KiB chunks written into the spool by its writer thread, fsync'd once
+//!    at the commit), with the spool on tmpfs (`/dev/shm`, protocol and transport cost) and on
+//!    disk (+ write-back and the commit's fsync), next to a raw TCP copy of the same bytes in
+//!    16 KiB writes on the same runtime.
 //! 2. **Last chunk to first sample played**: a one-second Ogg Opus message; from the phone
 //!    writing its last chunk to the first sample of the message (and of the arrival chime
 //!    before it) reaching the audio output. The output is in-process and not paced by a sound

@@ -271,3 +271,107 @@ fn stored(dir: &Path) -> Vec<String> {
         })
         .collect()
 }
+
+/// A transfer interrupted mid-message resumes from the offset the car reports, across a
+/// SIGKILL: after a link loss the car checkpointed what it had (two whole chunks) and
+/// reports exactly that; bytes received while the link was up but never checkpointed are
+/// not claimed after a kill (the transfer restarts from the last checkpoint). Either way the
+/// acknowledged message is stored whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_message_resumes_from_the_offset_the_car_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let config = dir.path().join("codriver.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[audio]\noutput_backend = \"null\"\n\n[messages]\nspool_directory = {:?}\n\
+             companion_tcp = \"{addr}\"\ntts_command = \"/nonexistent/tts\"\n\n\
+             [logging]\ntarget = \"stderr\"\n\n[dbus]\nenabled = false\n\n\
+             [simulation]\noutput_directory = {:?}\n",
+            dir.path().join("spool"),
+            dir.path().join("wav"),
+        ),
+    )
+    .unwrap();
+    let spool = dir.path().join("spool");
+    let audio = fixture_pcm(3125); // 100 000 bytes: 7 chunks of 16 KiB
+    let mut log = Vec::new();
+
+    // (id, link lost before the kill, offset the car must report after the restart)
+    for (id, link_lost, resume) in [("p1", true, 2 * 0x4000), ("p2", false, 0)] {
+        let mut daemon = Daemon::start(&config);
+        let mut p = connect(addr).await.unwrap();
+        // The offer and two chunks fit; the third and later are never written.
+        p.lose_link_after(40_000);
+        p.send_voice(voice_message(id, "Alice", 3125), audio.clone())
+            .await
+            .unwrap();
+        // A text after the chunks (written raw: the session's frames are dropped now): its
+        // ack proves the car has read them.
+        let marker = codriver_companion::Frame::TextMessage(codriver_companion::TextMessage {
+            id: format!("marker-{id}"),
+            sender_id: "a".into(),
+            sender_name: "Alice".into(),
+            conversation_id: "c".into(),
+            conversation_name: String::new(),
+            timestamp_ms: 1,
+            text: "x".into(),
+        });
+        p.send_raw(&marker.to_bytes().unwrap()).await.unwrap();
+        let marker = format!("marker-{id}");
+        p.wait_for(
+            "marker",
+            BOUND,
+            |e| matches!(e, Event::Delivered { id: d } if *d == marker),
+        )
+        .await
+        .unwrap();
+        if link_lost {
+            drop(p);
+            assert!(
+                daemon.wait_line("partial message kept for resume"),
+                "no checkpoint: {:?}",
+                daemon.seen
+            );
+        }
+        daemon.kill(&mut log);
+
+        let daemon = Daemon::start(&config);
+        let mut p = connect(addr).await.unwrap();
+        p.send_voice(voice_message(id, "Alice", 3125), audio.clone())
+            .await
+            .unwrap();
+        let accepted = p
+            .wait_for("accept", BOUND, |e| {
+                matches!(e, Event::OfferAccepted { .. })
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            accepted,
+            Event::OfferAccepted {
+                id: id.into(),
+                offset: resume
+            },
+            "{id}"
+        );
+        p.wait_for(
+            id,
+            BOUND,
+            |e| matches!(e, Event::Delivered { id: d } if d == id),
+        )
+        .await
+        .unwrap();
+        daemon.kill(&mut log);
+        let hex: String = id.bytes().map(|b| format!("{b:02x}")).collect();
+        let body = ["new", "cur"]
+            .iter()
+            .find_map(|sub| std::fs::read(spool.join(sub).join(&hex).join("body")).ok())
+            .unwrap_or_else(|| panic!("{id} acknowledged but not stored"));
+        assert!(body == audio, "{id} stored whole and in order");
+    }
+}

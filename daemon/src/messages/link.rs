@@ -2,10 +2,13 @@
 //!
 //! The driver is the only code touching its stream. It `select!`s over the stream, the
 //! session's deadline and the listened receipts, feeds the sans-IO `CarSession` and drains
-//! it (transmissions, timer, events). Events that touch the spool are handled in order and
-//! awaited before the next read: a chunk is fsync'd before more bytes are read (back
-//! pressure on the phone; the chunks of one read are appended with one fsync), and a message
-//! is acknowledged only after the spool committed it.
+//! it (transmissions, timer, events). Chunk data goes to the spool's writer thread without a
+//! round trip (the driver waits only while that queue is full: back pressure on the phone)
+//! and without an fsync; offers, commits and checkpoints run on the same thread after the
+//! chunks queued before them, and are awaited. A message is acknowledged only after the spool
+//! committed it (fsync'd and renamed into `new/`). When the link ends mid-transfer, the
+//! partial message is checkpointed (fsync'd, its length recorded): that is the offset the next
+//! offer resumes from.
 
 use codriver_companion::{CarSession, ErrorCode, Event, SessionConfig, TextMessage, VoiceMessage};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -17,9 +20,8 @@ use super::{PCM_S16LE_16K, Shared};
 use crate::events::{DaemonEvent, publish};
 use crate::tones::Chime;
 
-/// Bytes read from the stream at a time; events hold at most this much chunk data. The
-/// chunks of one read are appended to the spool with one fsync, so a bigger buffer means
-/// fewer fsyncs: 64 KiB, four default chunks.
+/// Bytes read from the stream at a time; events hold at most this much chunk data (plus one
+/// frame the decoder holds): 64 KiB, four default chunks.
 const READ_BUFFER: usize = 0x1_0000;
 
 /// The car's companion session settings: every capability, Opus and the development PCM
@@ -39,10 +41,20 @@ where
     let mut receipts = shared.receipts.subscribe();
     let mut outbox: watch::Receiver<u64> = shared.outbox.subscribe();
     let mut reply: Option<String> = None;
+    // The voice message being received on this link, checkpointed if the link ends.
+    let mut receiving: Option<String> = None;
     session.start(now());
     let mut buf = vec![0u8; READ_BUFFER];
     let reason = loop {
-        match flush(&mut session, &mut stream, &shared, &mut reply).await {
+        match flush(
+            &mut session,
+            &mut stream,
+            &shared,
+            &mut reply,
+            &mut receiving,
+        )
+        .await
+        {
             Ok(true) => {}
             Ok(false) => break "protocol session closed".to_owned(),
             Err(e) => break e,
@@ -70,6 +82,13 @@ where
         }
     };
     tracing::info!(peer, reason, "companion link closed");
+    if let Some(id) = receiving {
+        let owned = id.clone();
+        match shared.spool.ordered(move |s| s.checkpoint(&owned)).await {
+            Ok(held) => tracing::info!(id, ?held, "partial message kept for resume"),
+            Err(e) => tracing::warn!(id, error = %e, "cannot checkpoint a partial message"),
+        }
+    }
 }
 
 /// Writes what the session wants sent, then handles its events; repeats until both are
@@ -79,11 +98,12 @@ async fn flush<S>(
     stream: &mut S,
     shared: &Shared,
     reply: &mut Option<String>,
+    receiving: &mut Option<String>,
 ) -> Result<bool, String>
 where
     S: AsyncWrite + Unpin,
 {
-    // An event read ahead while merging chunks.
+    // An event read ahead while gathering chunks.
     let mut ahead = None;
     loop {
         while let Some(frame) = session.poll_transmit() {
@@ -92,7 +112,7 @@ where
                 .await
                 .map_err(|e| format!("write failed: {e}"))?;
         }
-        let Some(mut event) = ahead.take().or_else(|| session.poll_event()) else {
+        let Some(event) = ahead.take().or_else(|| session.poll_event()) else {
             stream
                 .flush()
                 .await
@@ -107,19 +127,20 @@ where
             let _ = stream.flush().await;
             return Ok(false);
         }
-        // Consecutive chunks of one message (one read holds several) go to the spool as
-        // one append and one fsync.
-        if let Event::ChunkReceived { id, offset, data } = &mut event {
+        // Consecutive chunks of one message (one read holds several) go to the spool's
+        // writer as one job: one queue hand-off, one vectored write, no copy.
+        if let Event::ChunkReceived { id, offset, data } = event {
+            let mut end = u64::from(offset) + data.len() as u64;
+            let mut chunks = vec![data];
             loop {
                 match session.poll_event() {
                     Some(Event::ChunkReceived {
                         id: next_id,
                         offset: next_offset,
-                        data: more,
-                    }) if next_id == *id
-                        && u64::from(next_offset) == u64::from(*offset) + data.len() as u64 =>
-                    {
-                        data.extend_from_slice(&more);
+                        data,
+                    }) if next_id == id && u64::from(next_offset) == end => {
+                        end += data.len() as u64;
+                        chunks.push(data);
                     }
                     other => {
                         ahead = other;
@@ -127,8 +148,12 @@ where
                     }
                 }
             }
+            if let Err(e) = shared.spool.append(id.clone(), offset, chunks).await {
+                refuse(session, &id, &e);
+            }
+            continue;
         }
-        on_event(session, shared, reply, event).await;
+        on_event(session, shared, reply, receiving, event).await;
     }
 }
 
@@ -136,6 +161,7 @@ async fn on_event(
     session: &mut CarSession,
     shared: &Shared,
     reply: &mut Option<String>,
+    receiving: &mut Option<String>,
     event: Event,
 ) {
     match event {
@@ -182,22 +208,11 @@ async fn on_event(
             shared.audio.chime(Chime::Error);
             offer_reply(session, shared, reply).await;
         }
-        Event::MessageStarted(m) => on_offer(session, shared, m).await,
-        Event::ChunkReceived { id, offset, data } => {
-            let result = {
-                let id = id.clone();
-                shared
-                    .spool
-                    .with(move |s| s.append(&id, offset, &data))
-                    .await
-            };
-            if let Err(e) = result {
-                refuse(session, &id, &e);
-            }
-        }
+        Event::MessageStarted(m) => on_offer(session, shared, receiving, m).await,
         Event::MessageComplete(m) => {
+            *receiving = None;
             let id = m.id.clone();
-            match shared.spool.with(move |s| s.commit(&id)).await {
+            match shared.spool.ordered(move |s| s.commit(&id)).await {
                 Ok(_) => acked(session, shared, &m.id, "voice", &m.sender_name),
                 Err(e) => refuse(session, &m.id, &e),
             }
@@ -211,11 +226,17 @@ async fn on_event(
 }
 
 /// An offer: ack a message stored complete, otherwise accept from what is held durably.
-async fn on_offer(session: &mut CarSession, shared: &Shared, m: VoiceMessage) {
+/// Runs after the chunks already queued (a re-offer on the same link follows them).
+async fn on_offer(
+    session: &mut CarSession,
+    shared: &Shared,
+    receiving: &mut Option<String>,
+    m: VoiceMessage,
+) {
     let meta = Meta::voice(&m);
     let result = shared
         .spool
-        .with(move |s| match s.lookup(&meta.id) {
+        .ordered(move |s| match s.lookup(&meta.id) {
             Lookup::Stored { .. } => Ok(None),
             Lookup::Absent => s.begin(&meta).map(Some),
         })
@@ -225,7 +246,10 @@ async fn on_offer(session: &mut CarSession, shared: &Shared, m: VoiceMessage) {
             tracing::info!(id = m.id, "duplicate message; acknowledging again");
             log_err(session.ack_delivery(&m.id));
         }
-        Ok(Some(offset)) => log_err(session.accept(&m.id, offset)),
+        Ok(Some(offset)) => {
+            *receiving = Some(m.id.clone());
+            log_err(session.accept(&m.id, offset));
+        }
         Err(e) => refuse(session, &m.id, &e),
     }
 }
