@@ -289,7 +289,8 @@ async fn link_loss_mid_transfer_resumes_from_the_durable_offset() {
     })
     .await
     .unwrap();
-    // A text after the chunks: its ack proves the chunks before it are durable.
+    // A text after the chunks: its ack proves the car has read the chunks before it (they
+    // become durable at the checkpoint the car takes when the link drops).
     let marker = Frame::TextMessage(text("marker", "x")).to_bytes().unwrap();
     p.send_raw(&marker).await.unwrap();
     delivered(&mut p, "marker").await;
@@ -311,7 +312,7 @@ async fn link_loss_mid_transfer_resumes_from_the_durable_offset() {
             id: "r1".into(),
             offset: 2 * 0x4000
         },
-        "resumed after the two durable chunks"
+        "resumed after the two chunks checkpointed at the link loss"
     );
     delivered(&mut p, "r1").await;
     rig.wait("message-played r1").await;
