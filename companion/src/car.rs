@@ -71,13 +71,7 @@ impl CarSession {
     /// The next frame to write, whole. Reply chunks are built here one at a time, so a
     /// driver that writes each frame before polling the next holds one chunk in memory.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        if let Some(frame) = self.link.transmit.pop_front() {
-            return Some(frame);
-        }
-        if !self.link.is_connected() {
-            return None;
-        }
-        self.reply.as_mut()?.next_chunk()
+        self.link.poll_transmit(self.reply.as_mut())
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) should be called next, if at all.

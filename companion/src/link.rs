@@ -202,6 +202,21 @@ impl Link {
         Ok(())
     }
 
+    /// The next frame to write: queued control frames first, then (once connected) the next
+    /// chunk of the transfer going out, built only when asked for.
+    pub(crate) fn poll_transmit(
+        &mut self,
+        outgoing: Option<&mut crate::transfer::Outgoing>,
+    ) -> Option<Vec<u8>> {
+        if let Some(frame) = self.transmit.pop_front() {
+            return Some(frame);
+        }
+        if !self.is_connected() {
+            return None;
+        }
+        outgoing?.next_chunk()
+    }
+
     pub(crate) fn is_connected(&self) -> bool {
         self.state == State::Connected
     }

@@ -56,13 +56,7 @@ impl PhoneSession {
 
     /// The next frame to write, whole; voice chunks are built one at a time.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        if let Some(frame) = self.link.transmit.pop_front() {
-            return Some(frame);
-        }
-        if !self.link.is_connected() {
-            return None;
-        }
-        self.voice.as_mut()?.next_chunk()
+        self.link.poll_transmit(self.voice.as_mut())
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) should be called next, if at all.

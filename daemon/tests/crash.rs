@@ -160,6 +160,30 @@ fn played(log: &[String]) -> BTreeMap<String, usize> {
     out
 }
 
+/// Writes codriverd's config into `dir` (spool and simulation output there, the companion TCP
+/// transport on a free loopback port, no audio, speech or D-Bus); returns its path and that
+/// port's address.
+fn write_config(dir: &std::path::Path) -> (std::path::PathBuf, std::net::SocketAddr) {
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let config = dir.join("codriver.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[audio]\noutput_backend = \"null\"\n\n[messages]\nspool_directory = {:?}\n\
+             companion_tcp = \"{addr}\"\ntts_command = \"/nonexistent/tts\"\n\n\
+             [logging]\ntarget = \"stderr\"\n\n[dbus]\nenabled = false\n\n\
+             [simulation]\noutput_directory = {:?}\n",
+            dir.join("spool"),
+            dir.join("wav"),
+        ),
+    )
+    .unwrap();
+    (config, addr)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_while_messages_arrive_loses_no_acked_message_and_plays_none_twice() {
     let seed = SystemTime::now()
@@ -170,23 +194,7 @@ async fn sigkill_while_messages_arrive_loses_no_acked_message_and_plays_none_twi
     println!("seed {seed}");
     let mut rng = Rng(seed);
     let dir = tempfile::tempdir().unwrap();
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let config = dir.path().join("codriver.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[audio]\noutput_backend = \"null\"\n\n[messages]\nspool_directory = {:?}\n\
-             companion_tcp = \"{addr}\"\ntts_command = \"/nonexistent/tts\"\n\n\
-             [logging]\ntarget = \"stderr\"\n\n[dbus]\nenabled = false\n\n\
-             [simulation]\noutput_directory = {:?}\n",
-            dir.path().join("spool"),
-            dir.path().join("wav"),
-        ),
-    )
-    .unwrap();
+    let (config, addr) = write_config(dir.path());
 
     let mut acked = BTreeSet::new();
     let mut log = Vec::new();
@@ -280,23 +288,7 @@ fn stored(dir: &Path) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_message_resumes_from_the_offset_the_car_reports() {
     let dir = tempfile::tempdir().unwrap();
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let config = dir.path().join("codriver.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[audio]\noutput_backend = \"null\"\n\n[messages]\nspool_directory = {:?}\n\
-             companion_tcp = \"{addr}\"\ntts_command = \"/nonexistent/tts\"\n\n\
-             [logging]\ntarget = \"stderr\"\n\n[dbus]\nenabled = false\n\n\
-             [simulation]\noutput_directory = {:?}\n",
-            dir.path().join("spool"),
-            dir.path().join("wav"),
-        ),
-    )
-    .unwrap();
+    let (config, addr) = write_config(dir.path());
     let spool = dir.path().join("spool");
     let audio = fixture_pcm(3125); // 100 000 bytes: 7 chunks of 16 KiB
     let mut log = Vec::new();

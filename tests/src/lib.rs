@@ -60,6 +60,20 @@ pub struct Rig {
     _spool: Option<tempfile::TempDir>,
 }
 
+/// A mock host that already knows [`PHONE`], paired and trusted through codriver (as after
+/// a restart), not connected.
+pub fn host_with_paired_phone() -> MockBluetooth {
+    let host = MockBluetooth::new();
+    host.add_known_device(DeviceInfo {
+        address: PHONE,
+        name: Some("Test Phone".into()),
+        paired: true,
+        trusted: true,
+        connected: false,
+    });
+    host
+}
+
 impl Rig {
     /// Boots the daemon with `phone_profile` already paired and trusted (as after a restart)
     /// and in range: the daemon reconnects it at boot. Returns once the service level
@@ -96,15 +110,13 @@ impl Rig {
         sources: Vec<Box<dyn ButtonSource>>,
         sco: Option<Arc<dyn ScoTransport>>,
     ) -> (Rig, AgLink) {
-        let host = MockBluetooth::new();
-        host.add_known_device(DeviceInfo {
-            address: PHONE,
-            name: Some("Test Phone".into()),
-            paired: true,
-            trusted: true,
-            connected: false,
-        });
-        let mut rig = Rig::boot_inner(config, host, phone_profile, sources, sco);
+        let mut rig = Rig::boot_inner(
+            config,
+            host_with_paired_phone(),
+            phone_profile,
+            sources,
+            sco,
+        );
         rig.phone.appear().await;
         let link = tokio::time::timeout(STEP, rig.phone.accept_hands_free())
             .await

@@ -12,7 +12,7 @@ use codriver_daemon::{Daemon, DaemonError};
 use codriver_hal::mock::{BluetoothCall, MockAudioInput, MockAudioOutput, MockBluetooth};
 use codriver_hal::{BluetoothError, DeviceInfo, Hal, ProfileKind};
 use codriver_phone_sim::ag::Profile;
-use codriver_tests::{PHONE, Rig, STEP};
+use codriver_tests::{PHONE, Rig, STEP, host_with_paired_phone};
 
 fn connect_attempts(host: &MockBluetooth) -> usize {
     host.calls()
@@ -137,14 +137,7 @@ async fn hf_uuid_already_registered_stops_the_daemon_naming_the_owner() {
 
 #[tokio::test(start_paused = true)]
 async fn stop_reconnecting_ends_the_backoff_until_the_phone_connects_by_itself() {
-    let host = MockBluetooth::new();
-    host.add_known_device(DeviceInfo {
-        address: PHONE,
-        name: Some("Test Phone".into()),
-        paired: true,
-        trusted: true,
-        connected: false,
-    });
+    let host = host_with_paired_phone();
     let mut rig = Rig::boot(Config::default(), host, Profile::AndroidLike);
     rig.wait("ready").await;
     // The phone is out of range: the boot attempt and a few retries fail.
@@ -165,14 +158,7 @@ async fn stop_reconnecting_ends_the_backoff_until_the_phone_connects_by_itself()
 
 #[tokio::test(start_paused = true)]
 async fn a_slow_reconnect_attempt_does_not_hold_up_the_buttons() {
-    let host = MockBluetooth::new();
-    host.add_known_device(DeviceInfo {
-        address: PHONE,
-        name: Some("Test Phone".into()),
-        paired: true,
-        trusted: true,
-        connected: false,
-    });
+    let host = host_with_paired_phone();
     // The phone is away: each page takes 10 s to fail, as with BlueZ.
     host.set_connect_delay(Duration::from_secs(10));
     let mut rig = Rig::boot(Config::default(), host, Profile::AndroidLike);
